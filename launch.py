@@ -1,0 +1,57 @@
+"""Atlas launcher: ``python launch.py task=… model=… algorithm=… hardware=… [experiment=…]``.
+
+Compose (Hydra) -> validate -> seed -> logger + Trainer from ``hardware`` -> instantiate task and
+algorithm -> fit and/or test -> ``metrics.json`` -> the sweep objective. Nothing here knows any
+method; see ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import hydra
+import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from modules.runtime.config import register_schema, validate
+from modules.runtime.results import summary, write_results
+from modules.runtime.safety import safe_instantiate
+from modules.runtime.trainer import build_logger, build_trainer, finish_logger, last_checkpoint
+
+log = logging.getLogger("atlas")
+register_schema()
+
+
+def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> float | None:
+    validate(cfg)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    logger = build_logger(cfg, run_dir)
+    try:
+        task = safe_instantiate(cfg.task, seed=cfg.seed)
+        module = safe_instantiate(cfg.algorithm, task=task, model=cfg.model)
+        trainer = build_trainer(cfg, run_dir, logger, callbacks)
+        if "fit" in module.stages:
+            trainer.fit(module, ckpt_path=last_checkpoint(run_dir), weights_only=True)
+        if "test" in module.stages:
+            trainer.test(module, verbose=False)
+        metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items())}
+        if trainer.is_global_zero:
+            claims = OmegaConf.to_container(cfg.claims, resolve=True)
+            results = write_results(run_dir / "metrics.json", cfg.experiment_name, cfg.seed, metrics, claims)
+            log.info("\n%s\nresults: %s", summary(results), run_dir / "metrics.json")
+        return metrics[cfg.objective] if cfg.objective else None
+    finally:
+        finish_logger(logger)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Method side of Atlas: one LightningModule per method and baseline, plus shared building blocks."""

@@ -1,0 +1,204 @@
+"""Config schema and validation: everything that can be checked is checked before any compute.
+
+Three layers:
+
+1. **Compose time** (Hydra/OmegaConf): the top-level schema below is registered in the ConfigStore
+   as ``atlas_schema`` and extended by ``conf/config.yaml``, so ``seed=abc``,
+   ``trainer.strategy=dpp`` or an unknown key fail while composing, naming the key and the allowed
+   values.
+2. **Signatures** (pydantic): every ``_target_`` under ``task``/``algorithm`` is imported and its
+   keyword arguments are validated against the constructor's annotations
+   (``Annotated[float, Field(gt=0, lt=1)]``, ``PositiveInt``, ``FilePath``, ``Literal``...), so
+   ``algorithm.lr=abc``, ``+algorithm.lrr=1``, a negative budget or a missing file fail with the
+   key, the problem and the allowed keys.
+3. **Semantics**: the task offers what the algorithm needs; the algorithm accepts the chosen model;
+   multirun + ``strategy=ddp`` on the local launcher is refused; claims are well formed.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import inspect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, List, Optional
+
+import pydantic
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from modules.runtime.results import OPS
+from modules.runtime.safety import check_targets
+
+log = logging.getLogger(__name__)
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+INJECTED = {"task": ("seed",), "algorithm": ("task", "model")}   # passed by launch.py, not by YAML
+
+
+class Accelerator(enum.Enum):
+    cpu = "cpu"
+    gpu = "gpu"
+    cuda = "cuda"
+    mps = "mps"
+    auto = "auto"
+
+
+class Strategy(enum.Enum):
+    auto = "auto"
+    ddp = "ddp"
+    ddp_spawn = "ddp_spawn"
+    fsdp = "fsdp"
+    deepspeed = "deepspeed"
+
+
+@dataclass
+class TrainerConf:
+    """The ``lightning.pytorch.Trainer`` arguments Atlas exposes (hardware/ sets the first five)."""
+
+    accelerator: Accelerator = Accelerator.cpu
+    devices: Any = 1                       # int, list of ids, or "auto"
+    num_nodes: int = 1
+    strategy: Strategy = Strategy.auto
+    precision: str = "32-true"
+    max_epochs: int = 1
+    max_steps: int = -1
+    limit_test_batches: Optional[float] = None
+    log_every_n_steps: int = 10
+    gradient_clip_val: Optional[float] = None
+    enable_progress_bar: bool = True
+    deterministic: Any = False
+
+
+@dataclass
+class ClaimConf:
+    id: str = MISSING
+    statement: str = MISSING
+    metric: str = MISSING
+    op: str = MISSING                      # one of <=, <, >=, >, ==
+    threshold: Any = MISSING               # a number, or the name of another metric
+
+
+@dataclass
+class AtlasConf:
+    task: Any = MISSING
+    model: Any = MISSING
+    algorithm: Any = MISSING
+    logger: Any = None
+    trainer: TrainerConf = field(default_factory=TrainerConf)
+    seed: int = 0
+    experiment_name: str = "custom"
+    objective: Optional[str] = None
+    claims: List[ClaimConf] = field(default_factory=list)
+    checkpoint_every_n_steps: int = 200
+
+
+def register_schema() -> None:
+    ConfigStore.instance().store(name="atlas_schema", node=AtlasConf)
+
+
+class ConfigError(ValueError):
+    """A config problem found before any compute."""
+
+
+# ---- signatures -----------------------------------------------------------------------------
+def locate(target: str) -> Any:
+    module, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def check_signature(node: DictConfig, key: str) -> None:
+    """Validate ``node``'s keyword arguments against its ``_target_``'s annotated signature."""
+    target = locate(node._target_)
+    params = inspect.signature(target).parameters
+    skip = set(INJECTED.get(key, ())) | {"self"}
+    fields, open_kwargs = {}, False
+    for name, p in params.items():
+        if p.kind is p.VAR_KEYWORD:
+            open_kwargs = True
+        elif p.kind not in (p.VAR_POSITIONAL,) and name not in skip:
+            annotation = Any if p.annotation is inspect.Parameter.empty else p.annotation
+            fields[name] = (annotation, ... if p.default is inspect.Parameter.empty else p.default)
+    values = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
+    model = pydantic.create_model(
+        f"{target.__name__}Args", __config__=pydantic.ConfigDict(
+            arbitrary_types_allowed=True, extra="allow" if open_kwargs else "forbid"), **fields)
+    try:
+        model.model_validate(values)
+    except pydantic.ValidationError as err:
+        problems = []
+        for e in err.errors():
+            where = ".".join([key, *map(str, e["loc"])])
+            if e["type"] == "extra_forbidden":
+                problems.append(f"{where}: not a parameter of {node._target_}; allowed: {', '.join(fields)}")
+            else:
+                problems.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems)) from None
+
+
+# ---- semantics ------------------------------------------------------------------------------
+def group_options(group: str) -> dict[str, DictConfig]:
+    return {p.stem: OmegaConf.load(p) for p in sorted((CONF_DIR / group).glob("*.yaml"))}
+
+
+def offers_of(task_target: str) -> tuple[str, ...]:
+    return tuple(getattr(locate(task_target), "offers", ()))
+
+
+def check_compatibility(cfg: DictConfig, choices: dict[str, str]) -> None:
+    algorithm = locate(cfg.algorithm._target_)
+    if algorithm.needs not in offers_of(cfg.task._target_):
+        compatible = [name for name, c in group_options("task").items()
+                      if "_target_" in c and algorithm.needs in offers_of(c._target_)]
+        raise ConfigError(f"task={choices.get('task')} does not offer {algorithm.needs!r}, which "
+                          f"algorithm={choices.get('algorithm')} needs; compatible tasks: {', '.join(compatible)}")
+    if choices.get("model") not in algorithm.models:
+        raise ConfigError(f"algorithm={choices.get('algorithm')} accepts model={'|'.join(algorithm.models)}, "
+                          f"not model={choices.get('model')}")
+
+
+def check_launch(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    launcher = str(hydra_cfg.launcher.get("_target_", ""))
+    if (hydra_cfg.mode == RunMode.MULTIRUN and cfg.trainer.strategy == Strategy.ddp
+            and launcher.endswith("BasicLauncher")):
+        raise ConfigError("multirun with trainer.strategy=ddp on the local launcher replays the whole sweep in "
+                          "every rank; use hardware=ddp_cpu (ddp_spawn) or trainer.strategy=ddp_spawn locally, "
+                          "or hardware=slurm on a cluster")
+
+
+def check_claims(cfg: DictConfig) -> None:
+    for claim in cfg.claims:
+        if claim.op not in OPS:
+            raise ConfigError(f"claim {claim.id}: op={claim.op!r}; allowed: {', '.join(OPS)}")
+
+
+def drop_claims_if_rechosen(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """A preset's claims are about the task/model/algorithm it composes: re-choosing one on the
+    command line makes them inapplicable, so they are dropped (and the run says so)."""
+    rechosen = {o.split("=")[0].lstrip("+~") for o in hydra_cfg.overrides.task} & {"task", "model", "algorithm"}
+    if rechosen and cfg.claims:
+        log.warning("claims of experiment %s dropped: %s re-chosen on the command line",
+                    cfg.experiment_name, ", ".join(sorted(rechosen)))
+        cfg.claims = []
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` on the first class of problems found; run before any compute."""
+    hydra_cfg = HydraConfig.get()
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"missing values for: {', '.join(missing)}")
+    check_targets(cfg.task, "task")
+    check_targets(cfg.algorithm, "algorithm")
+    check_targets(cfg.model, "model")
+    if cfg.logger:
+        check_targets(cfg.logger, "logger")
+    check_signature(cfg.task, "task")
+    check_signature(cfg.algorithm, "algorithm")
+    check_compatibility(cfg, dict(hydra_cfg.runtime.choices))
+    check_launch(cfg, hydra_cfg)
+    check_claims(cfg)
+    drop_claims_if_rechosen(cfg, hydra_cfg)

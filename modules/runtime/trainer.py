@@ -1,0 +1,73 @@
+"""Trainer and logger from the ``hardware``/``logger`` groups.
+
+* Checkpoints go to ``<run_dir>/checkpoints`` (deterministic, so a rerun or a SLURM requeue of the
+  same job directory resumes from ``last.ckpt``); an exception also writes ``last.ckpt``.
+* Preemption has one owner: submitit (USR2 + ``max_num_timeout`` in ``hardware/slurm.yaml``)
+  requeues; Lightning's ``SLURMEnvironment`` runs with ``auto_requeue=False``.
+* W&B is offline unless ``WANDB_MODE``/``logger.mode`` says otherwise; if W&B cannot start, the run
+  falls back to CSV and goes on -- a broken W&B never costs a run or its ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning.pytorch as pl
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from modules.runtime.safety import safe_instantiate
+
+log = logging.getLogger(__name__)
+
+
+def build_logger(cfg: DictConfig, run_dir: Path) -> Logger | bool:
+    if not cfg.logger:
+        return False
+    try:
+        logger = safe_instantiate(cfg.logger, save_dir=str(run_dir))
+        if isinstance(logger, WandbLogger):
+            logger.experiment                    # start the run now, so a failure surfaces here
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        return logger
+    except Exception as err:                     # noqa: BLE001 -- any logger failure must not cost the run
+        log.warning("logger %s failed (%s); falling back to CSV in %s", cfg.logger.get("_target_"), err, run_dir)
+        return CSVLogger(save_dir=str(run_dir), name="csv")
+
+
+def finish_logger(logger: Logger | bool) -> None:
+    """Close the W&B run so the next job of a multirun gets its own run (also after an exception)."""
+    if isinstance(logger, WandbLogger):
+        import wandb
+
+        wandb.finish()
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    path = run_dir / "checkpoints" / "last.ckpt"
+    return path if path.exists() else None
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, logger: Logger | bool,
+                  callbacks: Sequence[Callback] = ()) -> pl.Trainer:
+    kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
+    kwargs["accelerator"] = cfg.trainer.accelerator.value
+    kwargs["strategy"] = cfg.trainer.strategy.value
+    ckpt_dir = run_dir / "checkpoints"
+    plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
+    return pl.Trainer(
+        **kwargs,
+        default_root_dir=str(run_dir),
+        logger=logger,
+        plugins=plugins,
+        callbacks=[
+            ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
+                            every_n_train_steps=cfg.checkpoint_every_n_steps),
+            OnExceptionCheckpoint(dirpath=ckpt_dir, filename="last"),
+            *callbacks,
+        ],
+    )

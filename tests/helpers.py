@@ -1,0 +1,51 @@
+"""Run the launcher from tests: in-process (``run_launch``) or as a real CLI (``cli``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose like ``python launch.py <overrides>`` would, with the Hydra config installed."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def run_launch(overrides: Sequence[str], run_dir: Path, callbacks: Sequence = ()) -> dict:
+    """Run one job in-process (CSV logger unless ``logger=`` is given) and return its metrics.json."""
+    import launch
+
+    if not any(o.startswith("logger=") for o in overrides):
+        overrides = [*overrides, "logger=csv"]
+    launch.run(compose_config(overrides), Path(run_dir), callbacks)
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 600,
+        check: bool = True) -> subprocess.CompletedProcess:
+    """``python launch.py *args`` as a subprocess, from the repo root."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", **(env or {})}
+    proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"launch.py {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
