@@ -1,0 +1,1 @@
+"""NaiAD (arXiv 2605.09918), task side: the dataset schema, seed set, simulators and tasks."""

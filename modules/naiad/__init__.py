@@ -1,0 +1,1 @@
+"""NaiAD (arXiv 2605.09918), method side: VC-PPI, strategy clustering, decoupled generation, SFT."""

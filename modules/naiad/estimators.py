@@ -1,0 +1,170 @@
+"""Mean estimators for LLM-judged data with a small human-labelled subset (NaiAD's VC-PPI family).
+
+NaiAD (Zhang et al., "NaiAD: Initiate Data-Driven Research for LLM Advertising", arXiv 2605.09918)
+calibrates LLM-judge scores against human annotations with "VC-PPI". Its equations are not available
+to us; this file is our reconstruction [R] from the prediction-powered inference literature, one
+class per estimator behind a common interface so the paper's definition can replace ours:
+
+* :class:`Classical`    the human mean, Y_bar_n +- z sd(Y)/sqrt(n)                      (lambda = 0)
+* :class:`NaiveJudge`   the judge mean over the unlabelled items, ignoring humans      (biased)
+* :class:`PPI`          Angelopoulos et al. 2023 (arXiv 2301.09633):
+                          theta = f_bar_N - (f_bar_n - Y_bar_n),
+                          se^2 = Var(f)/N + Var(f - Y)/n                                 (lambda = 1)
+* :class:`PPIpp`        PPI++ power tuning (Angelopoulos, Duchi, Zrnic, arXiv 2311.01453):
+                          theta_lam = Y_bar_n + lam (f_bar_N - f_bar_n),
+                          lam* = Cov(Y, f) / ((1 + n/N) Var(f)) clipped to [0, 1]
+* :class:`CrossFitPPI`  our "VC" predictor (option A of the notes): f_d = a_d + b_d^T s(x), a linear
+                        recalibration of dimension d on *all four* judge scores (which can cancel the
+                        judge's shared halo), fitted with K-fold cross-fitting on the human subset
+                        (cross-prediction-powered inference, Zrnic & Candes; ``ppi_py.crossppi_mean_ci``),
+                        then power-tuned as in PPI++.
+
+Every estimator maps ``(Y [n, D], S [n, D], S_unl [N, D])`` -- human labels and judge scores on the
+labelled items, judge scores on the unlabelled items -- to an :class:`Estimate` of the D means.
+The power-tuned mean is written by hand (vectorised over dimensions and reused by the cross-fitted
+predictor); ``ppi_py.ppi_mean_ci`` is the reference it is checked against, to 1e-10, in the tests
+and in every trial of ``experiment=naiad_vcppi``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Point estimates and standard errors of D means (arrays of shape [D])."""
+
+    point: np.ndarray
+    se: np.ndarray
+
+    def interval(self, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        """The two-sided normal (1 - alpha) interval ``(lo, hi)``."""
+        check_alpha(alpha)
+        z = norm.ppf(1 - alpha / 2)
+        return self.point - z * self.se, self.point + z * self.se
+
+
+def check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+
+
+def check_inputs(Y: np.ndarray, S: np.ndarray, S_unl: np.ndarray) -> None:
+    """Shapes agree and the human subset is not empty (a clear error instead of a NaN interval)."""
+    if Y.shape[0] == 0:
+        raise ValueError("empty human subset: at least 2 human-labelled items are needed, got 0")
+    if Y.shape[0] < 2:
+        raise ValueError(f"human subset too small: at least 2 labelled items are needed, got {Y.shape[0]}")
+    if S_unl.shape[0] == 0:
+        raise ValueError("no unlabelled items: the judge must score at least one item without a human label")
+    if Y.shape != S.shape or S.shape[1:] != S_unl.shape[1:]:
+        raise ValueError(f"shape mismatch: Y {Y.shape}, S {S.shape}, S_unl {S_unl.shape} "
+                         "(expected [n, D], [n, D], [N, D])")
+
+
+def power_tuned_mean(Y: np.ndarray, f: np.ndarray, f_unl: np.ndarray,
+                     lam: float | np.ndarray | None = None) -> Estimate:
+    """theta_lam = mean(lam f_unl) + mean(Y - lam f), per column; ``lam=None`` tunes it (PPI++).
+
+    Y, f: [n, D] labels and predictions on the labelled items; f_unl: [N, D]. Variances use
+    ddof = 0 and the pooled Var(f) uses ddof = 1, exactly as ``ppi_py`` does.
+    """
+    n, N = Y.shape[0], f_unl.shape[0]
+    if lam is None:
+        cov = ((Y - Y.mean(0)) * (f - f.mean(0))).mean(0)                       # [D]
+        var = np.var(np.concatenate([f, f_unl]), axis=0, ddof=1)                # [D]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = np.where(var > 0, cov / ((1 + n / N) * var), 0.0)
+        lam = np.clip(lam, 0.0, 1.0)
+    imputed, rectifier = lam * f_unl, Y - lam * f
+    point = imputed.mean(0) + rectifier.mean(0)
+    se = np.sqrt(imputed.var(0) / N + rectifier.var(0) / n)
+    return Estimate(point, se)
+
+
+class MeanEstimator:
+    """Common interface: ``estimate(Y, S, S_unl) -> Estimate`` of the D per-dimension means."""
+
+    name = ""
+
+    def estimate(self, Y: np.ndarray, S: np.ndarray, S_unl: np.ndarray) -> Estimate:
+        check_inputs(Y, S, S_unl)
+        return self._estimate(np.asarray(Y, float), np.asarray(S, float), np.asarray(S_unl, float))
+
+    def _estimate(self, Y: np.ndarray, S: np.ndarray, S_unl: np.ndarray) -> Estimate:
+        raise NotImplementedError
+
+
+class Classical(MeanEstimator):
+    name = "classical"
+
+    def _estimate(self, Y, S, S_unl):
+        return Estimate(Y.mean(0), Y.std(0) / np.sqrt(Y.shape[0]))
+
+
+class NaiveJudge(MeanEstimator):
+    name = "naive"
+
+    def _estimate(self, Y, S, S_unl):
+        return Estimate(S_unl.mean(0), S_unl.std(0) / np.sqrt(S_unl.shape[0]))
+
+
+class PPI(MeanEstimator):
+    name = "ppi"
+
+    def _estimate(self, Y, S, S_unl):
+        return power_tuned_mean(Y, S, S_unl, lam=1.0)
+
+
+class PPIpp(MeanEstimator):
+    name = "ppipp"
+
+    def _estimate(self, Y, S, S_unl):
+        return power_tuned_mean(Y, S, S_unl, lam=None)
+
+
+class CrossFitPPI(MeanEstimator):
+    """[R] VC-PPI option A: K-fold cross-fitted (ridge-)linear recalibration on all judge scores,
+    then PPI++ (``power_tuning=True``) or plain cross-PPI (``False``, equals ``ppi_py.crossppi_mean_ci``)."""
+
+    name = "crossfit"
+
+    def __init__(self, folds: int = 5, ridge: float = 0.0, power_tuning: bool = True):
+        if folds < 2:
+            raise ValueError(f"cross-fitting needs folds >= 2, got {folds}")
+        if ridge < 0:
+            raise ValueError(f"ridge must be >= 0, got {ridge}")
+        self.folds, self.ridge, self.power_tuning = folds, ridge, power_tuning
+
+    def fit(self, Y: np.ndarray, S: np.ndarray) -> np.ndarray:
+        """Coefficients B [1 + D_s, D] of Y ~ [1, S] (the intercept is not penalised)."""
+        X = np.hstack([np.ones((S.shape[0], 1)), S])                              # [m, 1 + D_s]
+        penalty = self.ridge * np.diag([0.0] + [1.0] * S.shape[1])
+        return np.linalg.solve(X.T @ X + penalty, X.T @ Y)
+
+    def cross_predict(self, Y: np.ndarray, S: np.ndarray, S_unl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Out-of-fold predictions on the labelled items [n, D] and the fold-averaged predictions on
+        the unlabelled items [N, D] (linear models: averaging predictions = averaging coefficients)."""
+        n = Y.shape[0]
+        if n < 2 * self.folds:
+            raise ValueError(f"cross-fitting with {self.folds} folds needs >= {2 * self.folds} labelled items, got {n}")
+        fold = np.arange(n) * self.folds // n          # contiguous folds; the labelled items are i.i.d.
+        f = np.empty_like(Y)
+        coefs = []
+        for k in range(self.folds):
+            B = self.fit(Y[fold != k], S[fold != k])
+            f[fold == k] = np.hstack([np.ones(((fold == k).sum(), 1)), S[fold == k]]) @ B
+            coefs.append(B)
+        f_unl = np.hstack([np.ones((S_unl.shape[0], 1)), S_unl]) @ np.mean(coefs, axis=0)
+        return f, f_unl
+
+    def _estimate(self, Y, S, S_unl):
+        f, f_unl = self.cross_predict(Y, S, S_unl)
+        return power_tuned_mean(Y, f, f_unl, lam=None if self.power_tuning else 1.0)
+
+
+ESTIMATORS = {cls.name: cls for cls in (Classical, NaiveJudge, PPI, PPIpp, CrossFitPPI)}
