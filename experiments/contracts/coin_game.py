@@ -24,7 +24,7 @@ MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])   # up, down, left, right a
 AGENTS = ("red", "blue")                               # agent i owns the coins of colour i
 
 
-@dataclass(frozen=True)
+@dataclass   # not frozen: Lightning copies batch dataclasses field by field
 class CoinGameSpec:
     size: int = 3                                      # the torus is size × size
     horizon: int = 20                                  # steps per episode

@@ -21,21 +21,25 @@ def rollouts(spec: CoinGameSpec, policy: np.ndarray, episodes: int, rng: np.rand
     """Discounted per-episode returns of a joint table policy a(t, s) [H, S]. With ``payment`` [H, S, 2],
     agent i is paid b_i(t, s) whenever it plays its recommended action; with ``deviate_first`` = i,
     agent i plays a uniform action at t = 0 and follows afterwards.
-    Returns {"reward": [N, 2], "payment": [N, 2]}."""
+    Returns discounted {"reward": [N, 2], "payment": [N, 2]} and per-step means {"step_welfare": [H],
+    "step_payment": [H]}."""
     env = CoinGameEnv(spec, num_envs=episodes, seed=int(rng.integers(2**31)))
     env.reset()
     reward, paid = np.zeros((episodes, 2)), np.zeros((episodes, 2))
+    step_welfare, step_payment = np.zeros(spec.horizon), np.zeros(spec.horizon)
     for t in range(spec.horizon):
         s = env.state()
         recommended = np.stack(np.divmod(policy[t, s], 4), -1)            # [N, 2]
         actions = recommended.copy()
         if deviate_first is not None and t == 0:
             actions[:, deviate_first] = rng.integers(0, 4, episodes)
-        if payment is not None:
-            paid += spec.gamma ** t * payment[t, s] * (actions == recommended)
+        pay = payment[t, s] * (actions == recommended) if payment is not None else np.zeros((episodes, 2))
         _, rewards, _, _, _ = env.step({"red": actions[:, 0], "blue": actions[:, 1]})
-        reward += spec.gamma ** t * np.stack([rewards["red"], rewards["blue"]], -1)
-    return {"reward": reward, "payment": paid}
+        r = np.stack([rewards["red"], rewards["blue"]], -1)
+        reward += spec.gamma ** t * r
+        paid += spec.gamma ** t * pay
+        step_welfare[t], step_payment[t] = r.sum(1).mean(), pay.sum(1).mean()
+    return {"reward": reward, "payment": paid, "step_welfare": step_welfare, "step_payment": step_payment}
 
 
 def brute_force_welfare(spec: CoinGameSpec) -> float:

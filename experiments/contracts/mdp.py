@@ -18,7 +18,7 @@ import numpy as np
 PROB_TOL = 1e-9   # how far a probability row may be from summing to 1
 
 
-@dataclass(frozen=True)
+@dataclass   # not frozen: Lightning copies batch dataclasses field by field
 class PrincipalAgentMDP:
     outcome: np.ndarray            # 𝒪[s, a, o]: outcome distribution of action a at s   [S, A, O]
     reward: np.ndarray             # R[s, a]: the agent's reward (an effort cost when < 0) [S, A]

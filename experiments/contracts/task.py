@@ -2,7 +2,6 @@
 MDPs and the Coin Game. Every instance is drawn from ``self.rng(index)`` only.
 """
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 

@@ -17,7 +17,6 @@ a_p), and that the two-action closed form equals the LP at every two-action stat
 DDP: trees are sharded over ranks; each rank solves its own trees.
 """
 
-from __future__ import annotations
 
 from typing import Annotated
 
@@ -67,18 +66,20 @@ def meta_algorithm(mdp: PrincipalAgentMDP, xi: float = 0.0, max_iterations: int 
 
 
 def closed_form_gap(mdp: PrincipalAgentMDP, Qbar: np.ndarray, xi: float) -> tuple[float, int]:
-    """Largest |closed form - LP| (payments and costs) over every two-action state and a_p: (gap, checks)."""
+    """Largest |closed form - LP| (payments and costs) over every two-action state and a_p, and how many
+    of those comparisons needed a positive payment: (gap, nontrivial checks)."""
     if mdp.n_actions != 2:
         return 0.0, 0
-    gap = 0.0
+    gap, nontrivial = 0.0, 0
     for s in range(mdp.n_states):
         for a_p in range(2):
             lp, closed = (f(mdp.outcome[s], Qbar[s], a_p, xi) for f in (min_pay_lp, two_action_contract))
             if lp.implementable != closed.implementable:
-                return float("inf"), 1
+                return float("inf"), nontrivial
             if lp.implementable:
                 gap = max(gap, abs(lp.cost - closed.cost), float(np.abs(lp.payment - closed.payment).max()))
-    return gap, 2 * mdp.n_states
+                nontrivial += lp.cost > 0
+    return gap, nontrivial
 
 
 class MetaAlgorithm(AtlasModule):
