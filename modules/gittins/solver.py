@@ -1,0 +1,159 @@
+"""Paired evaluation of frontier policies: Gittins against greedy, random and the exact optimum.
+
+Choo et al., *Adaptive Frontier Exploration on Graphs with Applications to Network-Based Disease
+Testing* (NeurIPS 2025, arXiv:2505.21671), experiments 1-3. One ``test_step`` = one instance:
+every policy in ``policies`` is evaluated on it -- exactly by enumeration when the instance is small
+(:func:`experiments.gittins.exact.evaluate_exact`), otherwise on the instance's shared Monte-Carlo
+realisations (:func:`experiments.gittins.rollout.rollout`) -- so differences are paired. Recorded
+per instance and policy: expected discounted and undiscounted reward after k tests for every k
+(curves), the final values, values at budgets k < n, and the fraction of the expected total
+reward ("positives" for binary labels) found with half the nodes tested.
+
+A solver: no training. Under DDP the instances shard over ranks; ``summarize`` sees all of them.
+"""
+
+
+import time
+from typing import Annotated, Literal
+
+import numpy as np
+from matplotlib.figure import Figure
+from pydantic import Field
+
+from experiments.gittins.exact import evaluate_exact
+from experiments.gittins.instance import Instance
+from experiments.gittins.rollout import rollout
+from modules.base import AtlasModule
+from modules.gittins.policies import POLICIES
+
+PolicyName = Literal["gittins", "greedy", "random", "optimal"]
+
+
+def policy_steps(policy, instance: Instance, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+    """Expected reward of each step [n], and the per-realisation rewards [R, n] (None when exact)."""
+    if instance.exact:
+        return evaluate_exact(policy, instance.joint, instance.frontier, instance.reward), None
+    labels = instance.realisations
+    order = rollout(policy, labels, instance.frontier, instance.inference, rng)
+    rewards = instance.reward[np.take_along_axis(labels, order, axis=1)]  # [R, n]
+    return rewards.mean(0), rewards
+
+
+class FrontierPolicies(AtlasModule):
+    needs = "frontier_exploration"
+    models = ("none",)
+    stages = ("test",)
+
+    def __init__(self, task, model=None,
+                 policies: Annotated[list[PolicyName], Field(min_length=1)] = ("gittins", "greedy", "random"),
+                 budgets: list[Annotated[float, Field(gt=0, le=1)]] = (0.1, 0.25, 0.5)):
+        super().__init__(task, model)
+        self.save_hyperparameters(ignore=["task", "model"])
+        self.policies, self.budgets = list(policies), list(budgets)
+
+    def test_step(self, batch, batch_idx):
+        index, inst = batch
+        n, width = inst.n, self.task.max_nodes
+        discount = inst.beta ** np.arange(n)
+        rng = np.random.default_rng([self.task.seed, index, 2])  # randomised policies' coin flips
+        half = int(np.ceil(n / 2))
+        row = {"n": n, "beta": inst.beta, "labels": inst.K, "exact": float(inst.exact),
+               "forest": float(inst.is_forest)}
+        sampled = {}
+        for name in self.policies:
+            start = time.perf_counter()
+            policy = POLICIES[name](inst)
+            steps, rewards = policy_steps(policy, inst, rng)
+            disc, undisc = np.cumsum(steps * discount), np.cumsum(steps)
+            row |= {f"{name}/discounted": disc[-1], f"{name}/undiscounted": undisc[-1],
+                    f"{name}/found_at_half": undisc[half - 1] / undisc[-1] if undisc[-1] > 0 else 1.0,
+                    f"{name}/positives_at_half": undisc[half - 1],
+                    f"{name}/curve_discounted": np.pad(disc, (0, width - n), mode="edge"),
+                    f"{name}/curve_undiscounted": np.pad(undisc, (0, width - n), mode="edge"),
+                    f"{name}/seconds": time.perf_counter() - start}
+            for f in self.budgets:
+                k = max(1, int(np.ceil(f * n)))
+                row |= {f"{name}/discounted_at_{round(100 * f)}pct": disc[k - 1],
+                        f"{name}/undiscounted_at_{round(100 * f)}pct": undisc[k - 1]}
+            if rewards is not None:
+                sampled[name] = rewards @ discount  # [R] discounted reward per realisation
+            if name == "gittins":
+                row["gittins/index_value"] = policy.indices.value
+            if name == "optimal":
+                row["optimal/dp_value"] = policy.solution.value
+        if "gittins" in self.policies:  # paired differences Gittins - other, per instance
+            for other in self.policies:
+                if other == "gittins":
+                    continue
+                if inst.exact:
+                    diff, var, count = row["gittins/discounted"] - row[f"{other}/discounted"], 0.0, 1
+                else:
+                    d = sampled["gittins"] - sampled[other]
+                    diff, var, count = d.mean(), d.var(ddof=1), len(d)
+                row |= {f"paired/gittins_minus_{other}": diff, f"paired/gittins_minus_{other}_var": var,
+                        f"paired/gittins_minus_{other}_count": count}
+        self.record(index, **row)
+
+    def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
+        out = {"instances": len(rows["n"]), "instances/exact": rows["exact"].sum()}
+        budget_keys = [f"{kind}_at_{round(100 * f)}pct" for f in self.budgets for kind in ("discounted", "undiscounted")]
+        for name in self.policies:
+            out[f"{name}/final_discounted"] = rows[f"{name}/discounted"].mean()
+            out[f"{name}/final_undiscounted"] = rows[f"{name}/undiscounted"].mean()
+            for key in ("found_at_half", "positives_at_half", "seconds", *budget_keys):
+                out[f"{name}/{key}"] = rows[f"{name}/{key}"].mean()
+        if "optimal" in self.policies:
+            out |= self._gaps_to_optimal(rows)
+        if "gittins" in self.policies:
+            out |= self._paired(rows)
+            forest = (rows["forest"] > 0) & (rows["exact"] > 0)
+            if forest.any():  # Whittle's V = Phi_roots(0) against exact evaluation of the index policy
+                v = rows["gittins/discounted"][forest]
+                out["gittins/index_value_gap"] = np.max(np.abs(rows["gittins/index_value"][forest] - v)
+                                                        / np.maximum(1.0, v))
+        self._plot(rows)
+        return out
+
+    def _gaps_to_optimal(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
+        """|V_pi - V_DP| / max(1, V_DP) (max) and (V_DP - V_pi) / V_DP (mean, max) per policy."""
+        dp, out = rows["optimal/dp_value"], {}
+        for name in self.policies:
+            v = rows[f"{name}/discounted"]
+            rel = np.abs(v - dp) / np.maximum(1.0, dp)
+            out[f"{name}/max_abs_gap"] = rel.max()
+            out[f"{name}/mean_rel_gap"] = np.mean((dp - v) / dp)
+            out[f"{name}/max_rel_gap"] = np.max((dp - v) / dp)
+            multi = rows["labels"] > 2
+            if multi.any():
+                out[f"{name}/max_abs_gap_multilabel"] = rel[multi].max()
+        return out
+
+    def _paired(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
+        """Gittins minus each other policy: mean and worst instance, and a paired z over realisations."""
+        out, mc = {}, rows["exact"] == 0
+        for other in self.policies:
+            if other == "gittins":
+                continue
+            key = f"paired/gittins_minus_{other}"
+            out[key] = rows[key].mean()
+            out[f"{key}_min"] = rows[key].min()
+            if mc.any():  # SE of the mean over MC instances: sqrt(sum_i var_i / R_i) / I
+                se = np.sqrt(np.sum(rows[f"{key}_var"][mc] / rows[f"{key}_count"][mc])) / mc.sum()
+                out[f"{key}_se"] = se
+                out[f"{key}_z"] = rows[key][mc].mean() / se if se > 0 else 0.0
+        return out
+
+    def _plot(self, rows: dict[str, np.ndarray]) -> None:
+        """Mean reward after k tests, per policy (curves of smaller instances are held at their final value)."""
+        fig = Figure(figsize=(10, 3.8))
+        axes = fig.subplots(1, 2)
+        k = np.arange(1, self.task.max_nodes + 1)
+        for name in self.policies:
+            for ax, kind in zip(axes, ("discounted", "undiscounted")):
+                ax.plot(k, rows[f"{name}/curve_{kind}"].mean(0), label=name)
+        for ax, kind in zip(axes, ("discounted", "undiscounted")):
+            ax.set(xlabel="tests k", ylabel=f"expected {kind} reward", title=f"{kind} reward after k tests")
+            ax.grid(alpha=0.3)
+        axes[0].legend()
+        fig.suptitle(f"{len(rows['n'])} instances, mean over instances")
+        self.save_figure(fig, "gittins_curves")
