@@ -43,7 +43,7 @@ def check_inputs(P: np.ndarray, Qbar: np.ndarray, a_p: int, xi: float) -> None:
     if P.ndim != 2 or Qbar.shape != (P.shape[0],):
         raise ValueError(f"need outcome rows P [A, O] and Q̄ [A]; got {P.shape} and {Qbar.shape}")
     if np.any(P < 0) or np.any(np.abs(P.sum(1) - 1) > 1e-9):
-        raise ValueError(f"outcome rows must be probability vectors summing to 1; row sums {P.sum(1)}")
+        raise ValueError(f"outcome rows must be probability vectors that sum to 1; row sums {P.sum(1)}")
     if not 0 <= a_p < P.shape[0]:
         raise ValueError(f"recommended action {a_p} is not one of the {P.shape[0]} actions")
     if xi < 0:
