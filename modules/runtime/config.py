@@ -66,7 +66,8 @@ class TrainerConf:
     precision: str = "32-true"
     max_epochs: int = 1
     max_steps: int = -1
-    limit_test_batches: Optional[float] = None
+    limit_train_batches: Any = None         # int = batches, float = fraction
+    limit_test_batches: Any = None          # int = instances, float = fraction
     log_every_n_steps: int = 10
     gradient_clip_val: Optional[float] = None
     enable_progress_bar: bool = True

@@ -18,6 +18,7 @@ import lightning.pytorch as pl
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from modules.runtime.safety import safe_instantiate
@@ -30,13 +31,19 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Logger | bool:
         return False
     try:
         logger = safe_instantiate(cfg.logger, save_dir=str(run_dir))
-        if isinstance(logger, WandbLogger):
-            logger.experiment                    # start the run now, so a failure surfaces here
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        if isinstance(logger, WandbLogger):      # start the run now, so a failure surfaces here
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         return logger
     except Exception as err:                     # noqa: BLE001 -- any logger failure must not cost the run
         log.warning("logger %s failed (%s); falling back to CSV in %s", cfg.logger.get("_target_"), err, run_dir)
         return CSVLogger(save_dir=str(run_dir), name="csv")
+
+
+@rank_zero_only
+def save_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
+    """``<run_dir>/config.yaml``: the config exactly as the run saw it (Hydra keeps the unresolved one)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
 
 
 def finish_logger(logger: Logger | bool) -> None:

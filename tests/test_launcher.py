@@ -1,0 +1,137 @@
+"""The foundation: compose, validate, run, results, devices, sweeps, SLURM, Optuna, W&B.
+
+Runs use a fast real solver (``FAST``) so every mechanism is exercised on real work.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hydra.errors import HydraException
+
+from modules.runtime.config import ConfigError, validate
+from tests.helpers import CONF_DIR, ROOT, cli, compose_config, run_launch
+
+FAST = ["experiment=contracts_meta_spe", "task.n_instances=4"]      # a real solver, seconds
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+# ---- compose + validate ----------------------------------------------------------------------
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_validates(experiment):
+    cfg = compose_config([f"experiment={experiment}"])
+    validate(cfg)
+    assert cfg.claims or experiment == "default", "a preset must state the claims it reproduces"
+
+
+def test_help_lists_groups_and_choices():
+    out = cli("--help").stdout
+    assert "hardware: cpu, ddp, ddp_cpu, gpu, slurm" in out
+    assert "logger: csv, none, wandb" in out
+    for group in ("task:", "algorithm:", "model:", "experiment:", "hparams_search:"):
+        assert group in out
+
+
+BAD_INPUTS = [
+    (["algorithm.xi=abc"], ConfigError, r"algorithm\.xi: Input should be a valid number"),
+    (["+algorithm.xii=1"], ConfigError, r"algorithm\.xii: not a parameter of .*; allowed: xi, max_iterations"),
+    (["algorithm.xi=-1"], ConfigError, r"algorithm\.xi: Input should be greater than or equal to 0"),
+    (["task.n_instances=0"], ConfigError, r"task\.n_instances: Input should be greater than 0"),
+    (["algorithm.xii=1"], HydraException, r"Key 'xii' is not in struct"),
+    (["algorithm=nope"], HydraException, r"Could not find 'algorithm/nope'"),
+    (["trainer.strategy=dpp"], HydraException, r"Invalid value 'dpp', expected one of \[auto, ddp, ddp_spawn"),
+    (["seed=abc"], HydraException, r"Value 'abc' of type 'str' could not be converted to Integer"),
+    (["task=naiad_synthetic"], ConfigError, r"does not offer .*compatible tasks: contracts_paper_trees"),
+    (["claims.0.op=approx"], ConfigError, r"op='approx'; allowed: <=, <, >=, >, =="),
+    (["algorithm._target_=os.system"], ValueError, r"'os.system' is not allowed"),
+]
+
+
+@pytest.mark.parametrize("overrides,error,message", BAD_INPUTS, ids=[o[0][0] for o in BAD_INPUTS])
+def test_bad_input_fails_before_compute_naming_the_problem(overrides, error, message):
+    with pytest.raises(error) as info:
+        validate(compose_config(["experiment=contracts_meta_spe", *overrides]))
+    chain = f"{info.value}\n{info.value.__cause__}"          # Hydra wraps OmegaConf's error
+    assert re.search(message, chain), chain
+
+
+def test_multirun_ddp_on_local_launcher_is_refused(tmp_path):
+    proc = cli("-m", *FAST, "trainer.strategy=ddp", "seed=0,1", f"hydra.sweep.dir={tmp_path}", check=False)
+    assert proc.returncode != 0
+    assert "use hardware=ddp_cpu" in proc.stderr + proc.stdout
+    assert not list(tmp_path.glob("*/metrics.json"))
+
+
+def test_claims_dropped_when_the_preset_is_rechosen():
+    cfg = compose_config(["experiment=contracts_meta_spe", "task=contracts_paper_trees"])
+    validate(cfg)
+    assert list(cfg.claims) == []
+
+
+# ---- runs ------------------------------------------------------------------------------------
+def test_run_writes_contract_and_is_reproducible(tmp_path):
+    first = run_launch([*FAST, "seed=3"], tmp_path / "a")
+    again = run_launch([*FAST, "seed=3"], tmp_path / "b")
+    other = run_launch([*FAST, "seed=4"], tmp_path / "c")
+    assert first == again
+    assert first["metrics"] != other["metrics"]
+    assert first["experiment"] == "contracts_meta_spe" and first["seed"] == 3
+    assert all(c["passed"] for c in first["claims"] if c["id"] != "closed_form_checked")
+    assert (tmp_path / "a" / "config.yaml").exists()
+    assert list((tmp_path / "a" / "plots").glob("*.png")), "solvers save their plots as PNG"
+
+
+def test_ddp_cpu_shards_evaluation_and_matches_one_device(tmp_path):
+    one = cli(*FAST, "logger=none", f"hydra.run.dir={tmp_path / 'one'}")
+    two = cli(*FAST, "hardware=ddp_cpu", "logger=none", f"hydra.run.dir={tmp_path / 'two'}")
+    assert one.returncode == two.returncode == 0
+    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert m1["metrics"] == pytest.approx(m2["metrics"], rel=1e-12, abs=1e-12)
+
+
+def test_basic_multirun_aggregates_a_table(tmp_path):
+    cli("-m", *FAST, "logger=csv", "seed=0,1", f"hydra.sweep.dir={tmp_path}")
+    assert sorted(p.parent.name for p in tmp_path.glob("*/metrics.json")) == ["0", "1"]
+    summary = (tmp_path / "summary.csv").read_text().splitlines()
+    assert len(summary) == 3 and "seed" in summary[0]
+    assert "| meta_equals_spe | 2/2 |" in (tmp_path / "summary.md").read_text()
+
+
+def test_optuna_search_runs_three_trials(tmp_path):
+    cli("hparams_search=contracts_meta_optuna", *FAST, "logger=csv", f"hydra.sweep.dir={tmp_path}")
+    assert len(list(tmp_path.glob("*/metrics.json"))) == 3
+    results = (tmp_path / "optimization_results.yaml").read_text()
+    assert "best_params" in results and "best_value" in results
+
+
+@pytest.mark.slurm
+@pytest.mark.skipif(shutil.which("slurmctld") is None, reason="Debian's slurm-wlm/munge not installed")
+def test_real_slurm_multirun(tmp_path):
+    subprocess.run(["bash", str(ROOT / "tests/slurm/start.sh")], check=True, timeout=120)
+    cli("-m", *FAST, "hardware=slurm", "trainer.accelerator=cpu", "hydra.launcher.gpus_per_node=null",
+        "hydra.launcher.partition=debug", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2",
+        "hydra.launcher.timeout_min=10", "logger=csv", "seed=0,1", f"hydra.sweep.dir={tmp_path}", timeout=900)
+    jobs = sorted(tmp_path.glob("*/metrics.json"))
+    assert [p.parent.name for p in jobs] == ["0", "1"]
+    assert [json.loads(p.read_text())["seed"] for p in jobs] == [0, 1]
+    assert list((tmp_path / ".submitit").glob("*/*_log.out")), "the jobs went through sbatch"
+
+
+# ---- W&B ------------------------------------------------------------------------------------
+def test_wandb_offline_one_run_per_multirun_job(tmp_path):
+    cli("-m", *FAST, "logger=wandb", "seed=0,1", f"hydra.sweep.dir={tmp_path}")
+    runs = sorted(tmp_path.glob("*/wandb/offline-run-*"))
+    assert len(runs) == 2 and runs[0].name != runs[1].name
+
+
+def test_broken_wandb_never_loses_metrics(tmp_path):
+    env = {"WANDB_MODE": "online", "WANDB_API_KEY": "", "HOME": str(tmp_path), "WANDB_DIR": str(tmp_path)}
+    cli(*FAST, "logger=wandb", f"hydra.run.dir={tmp_path / 'run'}", env=env)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["claims"]
+    assert "falling back to CSV" in (tmp_path / "run" / "launch.log").read_text()
