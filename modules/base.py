@@ -63,7 +63,7 @@ class AtlasModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         for name, value in self.summarize(self.gather_rows()).items():
-            self.log(name, float(value), sync_dist=False)
+            self.log(name, torch.tensor(float(value), dtype=torch.float64), sync_dist=True)
 
     def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
         """Reduce all instances' records (``rows[key][i]`` = instance i, sorted by index) to metrics."""

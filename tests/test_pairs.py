@@ -1,0 +1,30 @@
+"""A fast_dev_run-style run of every compatible task x algorithm pair (2 steps, 2 instances)."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from modules.runtime.config import locate, offers_of
+from tests.helpers import CONF_DIR, run_launch
+
+
+def compatible_pairs() -> list:
+    pairs = []
+    tasks = {p.stem: OmegaConf.load(p)._target_ for p in sorted((CONF_DIR / "task").glob("*.yaml"))}
+    for path in sorted((CONF_DIR / "algorithm").glob("*.yaml")):
+        algorithm = locate(OmegaConf.load(path)._target_)
+        model = algorithm.models[0]
+        marks = [pytest.mark.llm] if model == "smollm2" else []
+        pairs += [pytest.param(task, path.stem, model, marks=marks, id=f"{task}-{path.stem}")
+                  for task, target in tasks.items() if algorithm.needs in offers_of(target)]
+    return pairs
+
+
+@pytest.mark.parametrize("task,algorithm,model", compatible_pairs())
+def test_pair_runs_end_to_end(task, algorithm, model, tmp_path):
+    results = run_launch([f"task={task}", f"algorithm={algorithm}", f"model={model}", "logger=none",
+                          "trainer.max_steps=2", "trainer.limit_test_batches=2"], tmp_path)
+    assert results["metrics"], "every run reports metrics"
+    assert results["claims"] == []                     # re-chosen pairs carry no preset claims
+    assert (tmp_path / "metrics.json").exists()
