@@ -25,6 +25,7 @@ from sklearn.cluster import HDBSCAN, KMeans
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
+from experiments.naiad.bridges import STRATEGIES, planted_bridges
 from modules.base import AtlasModule
 from modules.llm import DEFAULT_LLM, Generator, load_sentence_encoder
 
@@ -49,6 +50,27 @@ def silhouette_curve(E: np.ndarray, ks: range, seed: int) -> tuple[np.ndarray, d
         raise ValueError(f"{len(E)} bridges are too few for k up to {max(ks)}; need more than {max(ks)}")
     labels = {k: KMeans(k, n_init=10, random_state=seed).fit_predict(E) for k in ks}
     return np.array([silhouette_score(E, labels[k], metric="cosine") for k in ks]), labels
+
+
+def cluster_bridges(texts: list[str], categories: list[str], ks: range, deconfound: str, encoder: str,
+                    seed: int) -> dict:
+    """Steps 1-3 on one bridge set: the silhouette curve and chosen k, deconfounded and raw."""
+    raw = embed(texts, encoder)
+    E = centre_by_group(raw, categories) if deconfound == "category" else raw
+    curve, labels = silhouette_curve(E, ks, seed)
+    raw_curve, raw_labels = silhouette_curve(raw, ks, seed)
+    best_k, raw_k = ks[int(np.argmax(curve))], ks[int(np.argmax(raw_curve))]
+    return {"E": E, "curve": curve, "best_k": best_k, "labels": labels[best_k],
+            "raw_curve": raw_curve, "raw_k": raw_k, "raw_labels": raw_labels[raw_k]}
+
+
+def assign_strategy(texts: list[str], encoder: str) -> list[str]:
+    """The nearest of the four strategy families (cosine to each family's mean embedding, estimated
+    on a planted set of paraphrased seed bridges): a ``strategy`` label for generated rows."""
+    planted = planted_bridges(np.random.default_rng(0), per_family=12)
+    E = embed(planted["texts"], encoder)
+    centroids = np.stack([E[planted["labels"] == f].mean(0) for f in range(len(STRATEGIES))])   # [4, dim]
+    return [STRATEGIES[i] for i in np.argmax(embed(texts, encoder) @ centroids.T, axis=1)]
 
 
 class KeywordNamer:
@@ -106,21 +128,16 @@ class StrategyClustering(AtlasModule):
 
     def test_step(self, batch, batch_idx):
         index, bridges = batch
-        texts = bridges["texts"]
-        raw = embed(texts, self.hparams.encoder)
-        E = centre_by_group(raw, bridges["categories"]) if self.hparams.deconfound == "category" else raw
-        curve, labels = silhouette_curve(E, self.ks, self.task.seed)
-        best_k = self.ks[int(np.argmax(curve))]
-        raw_curve, raw_labels = silhouette_curve(raw, self.ks, self.task.seed)
-        raw_k = self.ks[int(np.argmax(raw_curve))]
+        c = cluster_bridges(bridges["texts"], bridges["categories"], self.ks, self.hparams.deconfound,
+                            self.hparams.encoder, self.task.seed)
         planted = bridges.get("labels")
         has_planted = planted is not None and len(np.unique(planted)) > 1
-        hdbscan = HDBSCAN(min_cluster_size=self.hparams.hdbscan_min_cluster).fit_predict(E)
-        self.write_clusters(index, bridges, labels[best_k])
-        self.record(index, best_k=best_k, raw_best_k=raw_k, curve=curve, raw_curve=raw_curve,
+        hdbscan = HDBSCAN(min_cluster_size=self.hparams.hdbscan_min_cluster, copy=True).fit_predict(c["E"])
+        self.write_clusters(index, bridges, c["labels"])
+        self.record(index, best_k=c["best_k"], raw_best_k=c["raw_k"], curve=c["curve"], raw_curve=c["raw_curve"],
                     n_planted=len(np.unique(planted)) if has_planted else np.nan,
-                    ari=adjusted_rand_score(planted, labels[best_k]) if has_planted else np.nan,
-                    raw_ari=adjusted_rand_score(planted, raw_labels[raw_k]) if has_planted else np.nan,
+                    ari=adjusted_rand_score(planted, c["labels"]) if has_planted else np.nan,
+                    raw_ari=adjusted_rand_score(planted, c["raw_labels"]) if has_planted else np.nan,
                     hdbscan_k=len(set(hdbscan) - {-1}))
 
     def write_clusters(self, index: int, bridges: dict, labels: np.ndarray) -> None:

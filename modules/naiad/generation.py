@@ -1,0 +1,192 @@
+"""Decoupled generation on the offline LLM (NaiAD, arXiv 2605.09918; notes N4 and N5-exploratory).
+
+Per (query, ad) pair (one ``test_step``): Stage-1 bridge, then one response per arm (the four
+(U, C) target quadrants and the "standard" prompt) with rejection (``modules/naiad/pipeline.py``),
+scored with the embedding proxies and, when ``judge=true``, the LLM-as-judge per dimension.
+
+``summarize`` then tests the decoupling: one-sided Mann-Whitney tests that the C target raises the
+commercial proxy and the U target raises the user proxy, and rank-biserial effect sizes of the main
+and cross effects (the cross effect -- C target on the user proxy, U target on the commercial proxy --
+should be smaller than the main effect). It writes ``naiad_rows.jsonl`` in the ``llm_ads`` schema,
+with ``ppied_scores`` from the variance-calibrated labels fitted on a random "human" subset (a
+stricter stand-in: the proxies rescaled to 0-100 [R]), and, with ``cluster_bridges=true``, clusters
+the generated bridges (silhouette curve + named clusters). ``arms=[]`` generates bridges only.
+
+Under DDP the pairs shard over ranks; each rank writes its pairs' texts to ``<run_dir>/rows/`` and
+rank 0 assembles the JSONL (a shared run directory is assumed).
+"""
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+from matplotlib.figure import Figure
+from pydantic import Field, PositiveInt
+from scipy.stats import mannwhitneyu
+
+from experiments.naiad.schema import LLMAd, write_jsonl
+from experiments.naiad.seeds import ADS, pairs
+from modules.base import AtlasModule
+from modules.llm import DEFAULT_CACHE, DEFAULT_LLM, Generator
+from modules.naiad.labels import VarianceCalibratedLabels
+from modules.naiad.pipeline import ARMS, QUADRANTS, DecoupledPipeline
+from modules.naiad.scoring import RUBRICS, LLMJudge, Proxies
+from modules.naiad.strategies import KeywordNamer, LLMNamer, assign_strategy, cluster_bridges
+
+Arm = Literal["hiU_hiC", "hiU_loC", "loU_hiC", "loU_loC", "standard"]
+
+
+def rank_biserial(x: np.ndarray, y: np.ndarray) -> float:
+    """Effect size of x > y in [-1, 1]: 2 U / (n_x n_y) - 1."""
+    return 2 * mannwhitneyu(x, y).statistic / (len(x) * len(y)) - 1
+
+
+def shift_test(high: np.ndarray, low: np.ndarray) -> tuple[float, float]:
+    """(one-sided Mann-Whitney p that ``high`` > ``low``, rank-biserial effect)."""
+    return mannwhitneyu(high, low, alternative="greater").pvalue, rank_biserial(high, low)
+
+
+class DecoupledGeneration(AtlasModule):
+    needs = "ad_pairs"
+    models = ("none",)
+    stages = ("test",)
+
+    def __init__(self, task, model=None, llm: str = DEFAULT_LLM, cache_path: str | None = None,
+                 encoder: str = "all-MiniLM-L6-v2", arms: list[Arm] = list(ARMS),
+                 user_cut: float = 0.35, commercial_cut: float = 0.9, max_tries: PositiveInt = 2,
+                 bridge_tokens: PositiveInt = 32, response_tokens: PositiveInt = 48,
+                 temperature: Annotated[float, Field(ge=0)] = 0.7, judge: bool = True,
+                 human_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5,
+                 cluster_bridges: bool = False, k_max: Annotated[int, Field(ge=2)] = 6,
+                 namer: Literal["keywords", "llm"] = "keywords"):
+        super().__init__(task, model)
+        self.save_hyperparameters(ignore=["task", "model"])
+        self.cache = Path(cache_path) if cache_path else DEFAULT_CACHE / "generations.sqlite"
+        self.proxies = Proxies(encoder)
+        self.pipeline = DecoupledPipeline(Generator(llm, self.cache), self.proxies, user_cut, commercial_cut,
+                                          max_tries, bridge_tokens, response_tokens, temperature)
+        self.judge = LLMJudge(llm, self.cache) if judge else None
+        self.arms = list(arms)
+
+    def test_step(self, batch, batch_idx):
+        index, item = batch
+        query, ad = pairs()[item["pair"]]
+        seed = self.task.seed * 1000 + item["repeat"] * 10
+        bridge = self.pipeline.bridge(query, ad, seed)
+        responses = [self.pipeline.response(query, ad, bridge, arm, seed) for arm in self.arms]
+        judged = [self.judge.score(query.text, ad, r.text) if self.judge else np.full(4, np.nan) for r in responses]
+        path = self.run_dir / "rows" / f"{index}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"query": query.text, "ad": ad.name, "bridge": bridge, "category": ad.category,
+                                    "responses": [r.__dict__ for r in responses],
+                                    "judge": [j.tolist() for j in judged]}))
+        self.record(index, **{f"{k}": np.array([getattr(r, k) for r in responses], float)
+                              for k in ("user", "commercial", "mention", "accepted", "tries")},
+                    judge=np.array(judged).reshape(len(responses), 4))
+
+    # ---- summary -------------------------------------------------------------------------
+    def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
+        m = {"naiad/gen_pairs": len(rows["index"])}
+        arm = {a: i for i, a in enumerate(self.arms)}
+        for a, i in arm.items():
+            for key in ("user", "commercial", "mention", "accepted"):
+                m[f"naiad/gen_{key}_{a}"] = rows[key][:, i].mean()
+        if set(QUADRANTS) <= set(arm):
+            m.update(self.decoupling(rows, arm, rows["user"], rows["commercial"], "proxy"))
+            if self.judge is not None:
+                user_j, comm_j = rows["judge"][..., :2].mean(-1), rows["judge"][..., 2:].mean(-1)  # [pairs, arms]
+                m.update(self.decoupling(rows, arm, user_j, comm_j, "judge"))
+            self.plot(rows, arm)
+        if self.trainer.is_global_zero:
+            m.update(self.write_rows(rows))
+        return {k: float(v) for k, v in m.items()}
+
+    def decoupling(self, rows, arm, user: np.ndarray, commercial: np.ndarray, scorer: str) -> dict[str, float]:
+        """Main and cross effects of the U and C targets on one scorer's user/commercial scores."""
+        cols = lambda pred: [arm[a] for a, (u, c) in QUADRANTS.items() if pred(u, c)]   # noqa: E731
+        hi_c, lo_c = cols(lambda u, c: c), cols(lambda u, c: not c)
+        hi_u, lo_u = cols(lambda u, c: u), cols(lambda u, c: not u)
+        p_c, main_c = shift_test(commercial[:, hi_c].ravel(), commercial[:, lo_c].ravel())
+        p_u, main_u = shift_test(user[:, hi_u].ravel(), user[:, lo_u].ravel())
+        cross_c = rank_biserial(user[:, hi_c].ravel(), user[:, lo_c].ravel())           # C target -> user score
+        cross_u = rank_biserial(commercial[:, hi_u].ravel(), commercial[:, lo_u].ravel())  # U target -> commercial
+        s = f"naiad/gen_{scorer}"
+        return {f"{s}_p_commercial_target": p_c, f"{s}_p_user_target": p_u,
+                f"{s}_effect_commercial_target": main_c, f"{s}_effect_user_target": main_u,
+                f"{s}_cross_commercial_target_on_user": abs(cross_c),
+                f"{s}_cross_user_target_on_commercial": abs(cross_u)}
+
+    def collect(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted((self.run_dir / "rows").glob("*.json"),
+                                                         key=lambda p: int(p.stem))]
+
+    def write_rows(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
+        """naiad_rows.jsonl in the llm_ads schema (ppied_scores calibrated), and bridge clustering."""
+        pairs = self.collect()
+        ads = {a.name: a for a in ADS}
+        strategies = assign_strategy([p["bridge"] for p in pairs], self.hparams.encoder)
+        m = {}
+        if self.arms:
+            flat = [(dict(p, strategy=s), r, np.array(j))
+                    for p, s in zip(pairs, strategies) for r, j in zip(p["responses"], p["judge"])]
+            # "human" stand-in [R]: proxies on 0-100 (q1 = q2 = 100 user, q3 = q4 = 50 commercial)
+            human = np.array([[100 * r["user"]] * 2 + [50 * r["commercial"]] * 2 for _, r, _ in flat])
+            judge = np.array([j for _, _, j in flat]) if self.judge else human
+            labelled = self.human_subset(len(flat))
+            scores = np.clip(VarianceCalibratedLabels().fit(human[labelled], judge[labelled], judge[~labelled])
+                             .transform(judge), 0, 100)
+            out = [LLMAd(id=f"{i}", query=p["query"], category=[p["category"]], ad_name=p["ad"],
+                         ad_label=ads[p["ad"]].label, ad_info=ads[p["ad"]].info, logic_bridge=p["bridge"],
+                         strategy=p["strategy"], response=r["text"],
+                         ppied_scores=dict(zip(RUBRICS, s)))
+                   for i, ((p, r, _), s) in enumerate(zip(flat, scores))]
+            write_jsonl(self.run_dir / "naiad_rows.jsonl", out)
+            m["naiad/gen_rows_written"] = len(out)
+        if self.hparams.cluster_bridges:
+            m.update(self.cluster([p["bridge"] for p in pairs], [p["category"] for p in pairs]))
+        return m
+
+    def human_subset(self, m: int) -> np.ndarray:
+        """A random mask of round(human_fraction * m) "human-labelled" rows (>= 2, and >= 1 row left)."""
+        if m < 3:
+            raise ValueError(f"{m} generated rows are too few to calibrate scores: need >= 3 (2 labelled + 1 unlabelled)")
+        n = min(max(2, round(self.hparams.human_fraction * m)), m - 1)
+        mask = np.zeros(m, bool)
+        mask[np.random.default_rng(self.task.seed).permutation(m)[:n]] = True
+        return mask
+
+    def cluster(self, texts: list[str], categories: list[str]) -> dict[str, float]:
+        ks = range(2, min(self.hparams.k_max, len(texts) - 1) + 1)
+        c = cluster_bridges(texts, categories, ks, "category", self.hparams.encoder, self.task.seed)
+        namer = LLMNamer(self.hparams.llm, self.cache, self.task.seed) if self.hparams.namer == "llm" else KeywordNamer()
+        names = namer(texts, c["labels"])
+        summary = [{"cluster": int(k), "name": n, "size": int((c["labels"] == k).sum()),
+                    "examples": [t for t, lab in zip(texts, c["labels"]) if lab == k][:3]}
+                   for k, n in zip(np.unique(c["labels"]), names)]
+        (self.run_dir / "bridge_clusters.json").write_text(json.dumps(
+            {"ks": list(ks), "silhouette": c["curve"].tolist(), "raw_silhouette": c["raw_curve"].tolist(),
+             "clusters": summary}, indent=2))
+        fig = Figure(figsize=(5, 3.2))
+        ax = fig.subplots()
+        ax.plot(list(ks), c["curve"], "o-", label="category-centred")
+        ax.plot(list(ks), c["raw_curve"], "s--", color="gray", label="raw")
+        ax.set(xlabel="k", ylabel="cosine silhouette", title=f"{len(texts)} LLM-generated bridges")
+        ax.legend()
+        self.save_figure(fig, "bridge_silhouette")
+        return {"naiad/gen_bridges_best_k": c["best_k"], "naiad/gen_bridges_silhouette_max": c["curve"].max()}
+
+    def plot(self, rows: dict[str, np.ndarray], arm: dict[str, int]) -> None:
+        """Score distributions per target quadrant: proxies (and judge) scatter, one colour per arm."""
+        panels = [("user", "commercial", "proxies")] + ([("judge_u", "judge_c", "LLM judge")] if self.judge else [])
+        fig = Figure(figsize=(5 * len(panels), 4))
+        axes = np.atleast_1d(fig.subplots(1, len(panels)))
+        series = {"user": rows["user"], "commercial": rows["commercial"],
+                  "judge_u": rows["judge"][..., :2].mean(-1), "judge_c": rows["judge"][..., 2:].mean(-1)}
+        for ax, (x, y, title) in zip(axes, panels):
+            for a, i in arm.items():
+                ax.scatter(series[x][:, i], series[y][:, i], label=a, alpha=0.7)
+            ax.set(xlabel=f"user utility ({title})", ylabel=f"commercial utility ({title})", title=title)
+        axes[0].legend(fontsize=8)
+        fig.suptitle(f"score distributions per target quadrant ({len(rows['index'])} pairs)")
+        self.save_figure(fig, "quadrants")
