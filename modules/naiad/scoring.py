@@ -40,9 +40,10 @@ class Proxies:
         self.encoder = encoder
 
     def __call__(self, queries: list[str], ads: list[Ad], responses: list[str]) -> dict[str, np.ndarray]:
-        model = load_sentence_encoder(self.encoder)
-        q, i, r = (model.encode(list(texts), normalize_embeddings=True)
-                   for texts in (queries, [a.info for a in ads], responses))     # [m, dim] each
+        m = len(responses)
+        E = load_sentence_encoder(self.encoder).encode([*queries, *(a.info for a in ads), *responses],
+                                                       normalize_embeddings=True)  # [3m, dim], one call
+        q, i, r = E[:m], E[m:2 * m], E[2 * m:]
         mention = np.array([mentions(text, ad) for text, ad in zip(responses, ads)], dtype=float)
         return {"user": (q * r).sum(1), "commercial": mention + (i * r).sum(1), "mention": mention}
 
