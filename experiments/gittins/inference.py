@@ -181,6 +181,8 @@ class ComponentTree:
         for b, bag in enumerate(self.bags):
             sep = self.sep_in_bag[b]
             new = [i for i in range(len(bag)) if i not in sep]
+            if not new:  # a bag inside its separator adds no variable
+                continue
             table = np.moveaxis(beliefs[b][0], list(sep), list(range(len(sep))))
             table = table.reshape(K ** len(sep), K ** len(new))  # [sep configs, new configs]
             s = (np.ravel_multi_index(tuple(x[:, bag[i]] for i in sep), (K,) * len(sep))

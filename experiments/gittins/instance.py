@@ -55,14 +55,25 @@ def match_label_prior(mrf: PairwiseMRF, inference: GraphInference, prior: np.nda
                       max_iter: int = 500) -> tuple[PairwiseMRF, GraphInference]:
     """Shift every node's unary log-potential by b_a so the mean marginal over nodes equals ``prior``.
 
-    Iterative scaling: b_a += log prior_a - log mean_v P(X_v = a) (each mean is increasing in b_a).
+    Damped iterative scaling: b_a += eta (log prior_a - log mean_v P(X_v = a)), halving eta whenever
+    the error grows (strong couplings make the mean marginal steep in b).
     """
+    def error(inf: GraphInference) -> float:
+        return float(np.max(np.abs(np.log(inf.marginals().mean(0) / prior))))
+
+    eta, best = 1.0, error(inference)
     for _ in range(max_iter):
         mean = inference.marginals().mean(0)
         if np.max(np.abs(mean - prior)) < tol:
             return mrf, inference
-        mrf = PairwiseMRF(unary=mrf.unary + np.log(prior) - np.log(mean), edges=mrf.edges, pairwise=mrf.pairwise)
-        inference = inference.reweighted(mrf)
+        trial = PairwiseMRF(unary=mrf.unary + eta * np.log(prior / mean), edges=mrf.edges, pairwise=mrf.pairwise)
+        trial_inference = inference.reweighted(trial)
+        trial_error = error(trial_inference)
+        if trial_error < best:
+            mrf, inference, best, eta = trial, trial_inference, trial_error, min(1.0, 2 * eta)
+        else:
+            eta /= 2
+    mean = inference.marginals().mean(0)
     raise ValueError(f"could not match the label prior {prior.tolist()} (mean marginals {mean.round(4).tolist()})")
 
 

@@ -51,6 +51,9 @@ class FrontierPolicies(AtlasModule):
         self.save_hyperparameters(ignore=["task", "model"])
         self.policies, self.budgets = list(policies), list(budgets)
 
+    def make_policy(self, name: str, instance: Instance):
+        return POLICIES[name](instance)
+
     def test_step(self, batch, batch_idx):
         index, inst = batch
         n, width = inst.n, self.task.max_nodes
@@ -62,7 +65,7 @@ class FrontierPolicies(AtlasModule):
         sampled = {}
         for name in self.policies:
             start = time.perf_counter()
-            policy = POLICIES[name](inst)
+            policy = self.make_policy(name, inst)
             steps, rewards = policy_steps(policy, inst, rng)
             disc, undisc = np.cumsum(steps * discount), np.cumsum(steps)
             row |= {f"{name}/discounted": disc[-1], f"{name}/undiscounted": undisc[-1],

@@ -1,0 +1,210 @@
+"""GNN DQN baseline for adaptive frontier exploration (Choo et al., arXiv:2505.21671, ``dqn_policy.py``).
+
+Q(s, v) for every node v of the graph comes from a 2-layer edge-conditioned GNN
+(:class:`modules.graph_nets.EdgeGNN`, ``model=edge_gnn``): node features are the node's centred
+unary log-potentials psi_v(.) and a one-hot of its status (untested or its label), edge features
+the centred pairwise log-potential table psi_uv(x_v, x_u) of the directed edge u -> v. The agent
+acts epsilon-greedily over the frontier; the TD target masks invalid actions,
+
+    y = r + beta (1 - done) max_{v' in frontier(s')} Q_target(s', v'),    loss = (Q(s, v) - y)^2,
+
+with gamma = beta, a replay buffer, and a target network synchronised every ``target_every``
+episodes (epsilon x ``epsilon_decay`` per episode). Episodes cycle over the task's instances
+(graphs and MRFs are known to every policy); each episode's labels are a fresh exact sample from
+the instance's MRF, never the evaluation realisations. After training, ``test_step`` is the paired
+evaluation of :class:`~modules.gittins.solver.FrontierPolicies` with ``dqn`` among the policies.
+
+Lightning: one ``training_step`` = one environment step + one gradient step (automatic
+optimisation; no step until the buffer holds a batch). DDP: every rank runs its own episodes and
+replay buffer (RNG from (seed, rank)) and DDP averages the gradients -- data-parallel RL;
+evaluation shards the instances over ranks.
+"""
+
+import copy
+from typing import Annotated, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field, PositiveFloat, PositiveInt
+from torch.utils.data import DataLoader
+
+from experiments.gittins.frontier import FrontierState, one_hot_argmax
+from experiments.gittins.instance import Instance
+from modules.buffers import ReplayBuffer
+from modules.gittins.solver import FrontierPolicies
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class GraphInputs:
+    """The static GNN inputs of one instance; ``features(status)`` adds the status one-hot."""
+
+    def __init__(self, instance: Instance):
+        mrf, K = instance.mrf, instance.K
+        self.K = K
+        unary = mrf.unary - mrf.unary.mean(1, keepdims=True)
+        self.unary = torch.tensor(unary, dtype=torch.float32)  # [n, K]
+        u, v = mrf.edges.T
+        table = mrf.pairwise - mrf.pairwise.mean((1, 2), keepdims=True)  # [m, K(x_u), K(x_v)]
+        self.edge_index = torch.tensor(np.stack([np.concatenate([u, v]), np.concatenate([v, u])]))  # [2, 2m]
+        attr = np.concatenate([table.transpose(0, 2, 1), table]).reshape(-1, K * K)  # oriented [x_target, x_source]
+        self.edge_attr = torch.tensor(attr, dtype=torch.float32)  # [2m, K^2]
+
+    def features(self, status: np.ndarray) -> torch.Tensor:
+        """[B, n] statuses -> node features [B, n, 2K + 1]."""
+        one_hot = F.one_hot(torch.as_tensor(status + 1), self.K + 1).float()  # 0 = untested, 1 + a = label a
+        return torch.cat([self.unary.expand(len(status), -1, -1), one_hot], dim=-1)
+
+
+def union(inputs: list[GraphInputs], statuses: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
+    """Several (graph, status) pairs as one disjoint-union graph.
+
+    Returns x [1, N, 2K+1], edges [2, E], the distinct graphs' edge features [E', K^2] and each
+    edge's row among them [E] (a graph repeated in the batch shares its edge-network outputs).
+    """
+    x = torch.cat([inp.features(s[None])[0] for inp, s in zip(inputs, statuses)])[None]
+    start = np.cumsum([0] + [len(s) for s in statuses])[:-1]
+    edge_index = torch.cat([inp.edge_index + int(o) for inp, o in zip(inputs, start)], dim=1)
+    distinct = list({id(inp): inp for inp in inputs}.values())
+    first = np.cumsum([0] + [len(inp.edge_attr) for inp in distinct])[:-1]
+    row = {id(inp): int(f) for inp, f in zip(distinct, first)}
+    edge_type = torch.cat([row[id(inp)] + torch.arange(len(inp.edge_attr)) for inp in inputs])
+    return x, edge_index, torch.cat([inp.edge_attr for inp in distinct]), edge_type
+
+
+def q_values(net, inputs: GraphInputs, status: np.ndarray) -> torch.Tensor:
+    """Q(s, v) for B statuses of one instance: [B, n], on the network's device."""
+    device = next(net.parameters()).device
+    return net(inputs.features(status).to(device), inputs.edge_index.to(device),
+               inputs.edge_attr.to(device)).squeeze(-1)
+
+
+class DQNPolicy:
+    name = "dqn"
+
+    def __init__(self, net, instance: Instance):
+        self.net, self.inputs = net, GraphInputs(instance)
+
+    @torch.no_grad()
+    def probs(self, state: FrontierState) -> np.ndarray:
+        q = q_values(self.net, self.inputs, state.status).double().cpu().numpy()
+        return one_hot_argmax(np.where(state.allowed, q, -np.inf))
+
+
+class FrontierDQN(FrontierPolicies):
+    needs = "frontier_exploration"
+    models = ("edge_gnn",)
+    stages = ("fit", "test")
+
+    def __init__(self, task, model=None,
+                 policies: Annotated[list[Literal["dqn", "gittins", "greedy", "random", "optimal"]],
+                                     Field(min_length=1)] = ("dqn", "gittins", "greedy", "random"),
+                 budgets: list[Annotated[float, Field(gt=0, le=1)]] = (0.1, 0.25, 0.5),
+                 episodes: PositiveInt = 50, buffer_size: PositiveInt = 10000, batch_size: PositiveInt = 32,
+                 lr: PositiveFloat = 1e-3, epsilon: Probability = 1.0, epsilon_final: Probability = 0.05,
+                 epsilon_decay: Annotated[float, Field(gt=0, le=1)] = 0.995, target_every: PositiveInt = 10):
+        super().__init__(task, model, policies=policies, budgets=budgets)
+        self.save_hyperparameters(ignore=["task", "model"])
+        self.train_set = [task.make(i) for i in range(len(task))]
+        labels = {inst.K for inst in self.train_set}
+        if len(labels) != 1:
+            raise ValueError(f"the DQN's features need one label set across instances, got K in {sorted(labels)}")
+        K = labels.pop()
+        self.inputs = [GraphInputs(inst) for inst in self.train_set]
+        self.net = model(in_features=2 * K + 1, edge_features=K * K, out_features=1)
+        self.target = copy.deepcopy(self.net).requires_grad_(False)
+        self.buffer = ReplayBuffer(buffer_size)
+        self.updates = sum(self.train_set[e % len(self.train_set)].n for e in range(episodes))
+        self.episode, self.epsilon, self.env = 0, epsilon, None
+        self.rng = np.random.default_rng([task.seed, 0, 3])  # replaced per rank in setup
+
+    def setup(self, stage: str) -> None:
+        self.rng = np.random.default_rng([self.task.seed, self.global_rank, 3])
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(range(self.updates), batch_size=None)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
+
+    def make_policy(self, name: str, instance: Instance):
+        return DQNPolicy(self.net, instance) if name == "dqn" else super().make_policy(name, instance)
+
+    # ---- environment: one epsilon-greedy step of the running episode -----------------------
+    def act(self) -> None:
+        if self.env is None:
+            i = self.episode % len(self.train_set)
+            inst = self.train_set[i]
+            self.env = {"instance": i, "labels": inst.inference.sample(1, self.rng)[0],
+                        "status": np.full(inst.n, -1), "allowed": inst.frontier.is_root.copy()}
+        env = self.env
+        inst = self.train_set[env["instance"]]
+        status, allowed = env["status"], env["allowed"]
+        if self.rng.random() < self.epsilon:
+            v = int(self.rng.choice(np.flatnonzero(allowed)))
+        else:
+            with torch.no_grad():
+                q = q_values(self.net, self.inputs[env["instance"]], status[None])[0].cpu().numpy()
+            v = int(np.argmax(np.where(allowed, q, -np.inf)))
+        nxt = status.copy()
+        nxt[v] = env["labels"][v]
+        done = bool(np.all(nxt >= 0))
+        pad = self.task.max_nodes - inst.n
+        self.buffer.add(instance=np.array([env["instance"]]), action=np.array([v]),
+                        reward=np.array([inst.reward[nxt[v]]]), done=np.array([done]),
+                        status=np.pad(status, (0, pad), constant_values=-1)[None],
+                        next_status=np.pad(nxt, (0, pad), constant_values=-1)[None])
+        inst.frontier.advance(allowed[None], np.array([v]), (nxt >= 0)[None])
+        env["status"] = nxt
+        if done:
+            self.env, self.episode = None, self.episode + 1
+            self.epsilon = max(self.hparams.epsilon_final, self.epsilon * self.hparams.epsilon_decay)
+            if self.episode % self.hparams.target_every == 0:
+                self.target.load_state_dict(self.net.state_dict())
+
+    def td_loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
+        """Mean squared TD error; the batch's graphs go through the network as one disjoint union."""
+        dev, rows = self.device, range(len(batch["action"]))
+        insts = [self.train_set[i] for i in batch["instance"]]
+        inputs = [self.inputs[i] for i in batch["instance"]]
+        status = [batch["status"][r, :inst.n] for r, inst in zip(rows, insts)]
+        nxt = [batch["next_status"][r, :inst.n] for r, inst in zip(rows, insts)]
+        x, edge_index, edge_attr, edge_type = (t.to(dev) for t in union(inputs, status))
+        start = torch.as_tensor(np.cumsum([0] + [inst.n for inst in insts])[:-1], device=dev)
+        q = self.net(x, edge_index, edge_attr, edge_type)[0, :, 0]  # [N] all nodes of all graphs
+        q_sa = q[start + torch.as_tensor(batch["action"], device=dev)]
+        with torch.no_grad():
+            q_next = self.target(union(inputs, nxt)[0].to(dev), edge_index, edge_attr, edge_type)[0, :, 0]
+            allowed = torch.as_tensor(np.concatenate([inst.frontier.allowed(s >= 0)[0] for inst, s in zip(insts, nxt)]),
+                                      device=dev)
+            owner = torch.repeat_interleave(torch.arange(len(insts), device=dev),
+                                            torch.as_tensor([inst.n for inst in insts], device=dev))
+            best = torch.full((len(insts),), -torch.inf, device=dev).scatter_reduce(
+                0, owner, torch.where(allowed, q_next, -torch.inf), reduce="amax")
+            done = torch.as_tensor(batch["done"], device=dev)
+            beta = torch.as_tensor([inst.beta for inst in insts], dtype=torch.float32, device=dev)
+            y = torch.as_tensor(batch["reward"], dtype=torch.float32, device=dev) + beta * torch.where(done, 0.0, best)
+        return F.mse_loss(q_sa, y)
+
+    def training_step(self, step, batch_idx):
+        self.act()
+        self.log("train/epsilon", self.epsilon)
+        if len(self.buffer) < self.hparams.batch_size:
+            return None
+        loss = self.td_loss(self.buffer.sample(self.hparams.batch_size, self.rng))
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    # ---- exact resume: exploration RNG, replay, episode state ------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["frontier_dqn"] = {"rng": self.rng.bit_generator.state, "buffer": self.buffer.state_dict(),
+                                      "episode": self.episode, "epsilon": self.epsilon, "env": self.env}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint["frontier_dqn"]
+        self.rng.bit_generator.state = state["rng"]
+        self.buffer.load_state_dict(state["buffer"])
+        self.episode, self.epsilon, self.env = state["episode"], state["epsilon"], state["env"]
