@@ -65,7 +65,7 @@ class GittinsIndices:
 
 def _check_distribution(q: np.ndarray, K: int, what: str) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
-    if q.shape[-1] != K or np.any(q < 0) or not np.allclose(q.sum(-1), 1.0, atol=1e-9):
+    if q.shape[-1] != K or q.min() < 0 or np.abs(q.sum(-1) - 1.0).max() > 1e-9:
         raise ValueError(f"{what} must be a probability distribution over {K} labels "
                          f"(non-negative, summing to 1); got {np.round(q, 6).tolist()}")
     return q
@@ -94,7 +94,10 @@ def _retirement_functions(q: np.ndarray, kids: list[tuple[np.ndarray, np.ndarray
     """
     K = q.shape[1]
     # (2): G[a, j] = prod_c phi_c^a'(k) on the union grid; Phi^a(x_i) = B - sum_{j >= i} G[a, j] dx_j
-    x = np.unique(np.concatenate([g for g, _ in kids])) if kids else np.array([0.0, B])
+    if len(kids) > 1:
+        x = np.unique(np.concatenate([g for g, _ in kids]))
+    else:  # a leaf (Phi = m) or a single child's grid
+        x = kids[0][0] if kids else np.array([0.0, B])
     G = np.ones((K, len(x) - 1))
     for grid, slopes in kids:
         G *= slopes[:, np.searchsorted(grid, x[:-1], side="right") - 1]
@@ -116,6 +119,18 @@ def _retirement_functions(q: np.ndarray, kids: list[tuple[np.ndarray, np.ndarray
     on = np.searchsorted(x, xn[:-1], side="right") - 1  # segment of x holding each new segment
     D = np.where(xn[None, 1:] <= M[:, None], dh[:, on], 1.0)
     return M, xn, D
+
+
+def _leaf_functions(q: np.ndarray, r: np.ndarray, beta: float, B: float) -> tuple[np.ndarray, ...]:
+    """(1)-(3) in closed form for childless nodes, batched over L leaves with q [L, S, K].
+
+    With no child Phi^a(m) = m, so h^sigma(m) = E[r | sigma] + beta m, M^sigma = E[r | sigma] / (1 - beta),
+    and phi^sigma has slope beta below M^sigma and 1 above. Returns M [L, S], grids [L, S+2]
+    (0, the sorted indices, B; repeated points are zero-length segments) and slopes [L, S, S+1].
+    """
+    M = q @ r / (1.0 - beta)
+    x = np.concatenate([np.zeros((len(q), 1)), np.sort(M, axis=1), np.full((len(q), 1), B)], axis=1)
+    return M, x, np.where(x[:, None, 1:] <= M[:, :, None], beta, 1.0)
 
 
 def gittins_indices(parent: np.ndarray, oracle: ConditionalOracle, reward: np.ndarray,
@@ -140,8 +155,17 @@ def gittins_indices(parent: np.ndarray, oracle: ConditionalOracle, reward: np.nd
     by_parent_label = np.full((n, K), np.nan)
     root = np.full(n, np.nan)
     live: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    floats = peak = 0
+    leaves = [v for v in range(n) if parent[v] >= 0 and not children[v]]
+    if leaves:  # about half the nodes of a random tree: all at once
+        q = np.stack([_check_distribution(oracle.conditional(v, parent[v]), K, f"P(X_{v} | X_{parent[v]})")
+                      for v in leaves])
+        M, x, D = _leaf_functions(q, r, beta, B)
+        by_parent_label[leaves] = M
+        live = {v: (x[i], D[i]) for i, v in enumerate(leaves)}
+    floats = peak = sum(g.size + s.size for g, s in live.values())
     for v in reversed(order):  # children before parents
+        if v in live:
+            continue
         if parent[v] < 0:
             q = _check_distribution(oracle.marginal(v), K, f"P(X_{v})")[None, :]
         else:
