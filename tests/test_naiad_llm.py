@@ -68,7 +68,7 @@ def test_too_few_rows_to_calibrate(tmp_path):
 
     module = DecoupledGeneration(AdPairs(pair_ids=[0]), judge=False, cache_path=str(tmp_path / "c.sqlite"))
     with pytest.raises(ValueError, match="too few to calibrate"):
-        module.human_subset(2)
+        module.human_subset(4)
     assert module.human_subset(40).sum() == 20
 
 

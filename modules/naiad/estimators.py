@@ -141,10 +141,12 @@ class CrossFitPPI(MeanEstimator):
         self.folds, self.ridge, self.power_tuning = folds, ridge, power_tuning
 
     def fit(self, Y: np.ndarray, S: np.ndarray) -> np.ndarray:
-        """Coefficients B [1 + D_s, D] of Y ~ [1, S] (the intercept is not penalised)."""
+        """Coefficients B [1 + D_s, D] of Y ~ [1, S] by (ridge) least squares; the intercept is not
+        penalised, and collinear judge scores get the minimum-norm solution."""
         X = np.hstack([np.ones((S.shape[0], 1)), S])                              # [m, 1 + D_s]
-        penalty = self.ridge * np.diag([0.0] + [1.0] * S.shape[1])
-        return np.linalg.solve(X.T @ X + penalty, X.T @ Y)
+        penalty = np.sqrt(self.ridge) * np.eye(X.shape[1])[1:]                    # [D_s, 1 + D_s]
+        X_aug, Y_aug = np.vstack([X, penalty]), np.vstack([Y, np.zeros((len(penalty), Y.shape[1]))])
+        return np.linalg.lstsq(X_aug, Y_aug, rcond=None)[0]
 
     def cross_predict(self, Y: np.ndarray, S: np.ndarray, S_unl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Out-of-fold predictions on the labelled items [n, D] and the fold-averaged predictions on

@@ -8,8 +8,8 @@ scored with the embedding proxies and, when ``judge=true``, the LLM-as-judge per
 commercial proxy and the U target raises the user proxy, and rank-biserial effect sizes of the main
 and cross effects (the cross effect -- C target on the user proxy, U target on the commercial proxy --
 should be smaller than the main effect). It writes ``naiad_rows.jsonl`` in the ``llm_ads`` schema,
-with ``ppied_scores`` from the variance-calibrated labels fitted on a random "human" subset (a
-stricter stand-in: the proxies rescaled to 0-100 [R]), and, with ``cluster_bridges=true``, clusters
+with ``ppied_scores`` = variance-calibrated labels of the cross-fitted recalibrated judge, fitted on a
+random "human" subset (a stricter stand-in: the proxies rescaled to 0-100 [R]), and, with ``cluster_bridges=true``, clusters
 the generated bridges (silhouette curve + named clusters). ``arms=[]`` generates bridges only.
 
 Under DDP the pairs shard over ranks; each rank writes its pairs' texts to ``<run_dir>/rows/`` and
@@ -23,12 +23,13 @@ from typing import Annotated, Literal
 import numpy as np
 from matplotlib.figure import Figure
 from pydantic import Field, PositiveInt
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, spearmanr
 
 from experiments.naiad.schema import LLMAd, write_jsonl
 from experiments.naiad.seeds import ADS, pairs
 from modules.base import AtlasModule
 from modules.llm import DEFAULT_CACHE, DEFAULT_LLM, Generator
+from modules.naiad.estimators import CrossFitPPI
 from modules.naiad.labels import VarianceCalibratedLabels
 from modules.naiad.pipeline import ARMS, QUADRANTS, DecoupledPipeline
 from modules.naiad.scoring import RUBRICS, LLMJudge, Proxies
@@ -134,8 +135,9 @@ class DecoupledGeneration(AtlasModule):
             human = np.array([[100 * r["user"]] * 2 + [50 * r["commercial"]] * 2 for _, r, _ in flat])
             judge = np.array([j for _, _, j in flat]) if self.judge else human
             labelled = self.human_subset(len(flat))
-            scores = np.clip(VarianceCalibratedLabels().fit(human[labelled], judge[labelled], judge[~labelled])
-                             .transform(judge), 0, 100)
+            scores = np.clip(self.calibrate(human, judge, labelled), 0, 100)
+            m["naiad/gen_ppied_spearman_user"] = spearmanr(scores[:, :2].mean(1), human[:, 0])[0]
+            m["naiad/gen_judge_spearman_user"] = spearmanr(judge[:, :2].mean(1), human[:, 0])[0]
             out = [LLMAd(id=f"{i}", query=p["query"], category=[p["category"]], ad_name=p["ad"],
                          ad_label=ads[p["ad"]].label, ad_info=ads[p["ad"]].info, logic_bridge=p["bridge"],
                          strategy=p["strategy"], response=r["text"],
@@ -147,11 +149,23 @@ class DecoupledGeneration(AtlasModule):
             m.update(self.cluster([p["bridge"] for p in pairs], [p["category"] for p in pairs]))
         return m
 
+    @staticmethod
+    def calibrate(human: np.ndarray, judge: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+        """ppied_scores [m, 4]: the cross-fitted recalibration of all four judge scores (VC-PPI option A;
+        it can undo a judge that ranks backwards), mapped by the variance-calibrated labels (option B)."""
+        n = int(labelled.sum())
+        f_lab, f_unl = CrossFitPPI(folds=max(2, min(5, n // 2))).cross_predict(
+            human[labelled], judge[labelled], judge[~labelled])
+        f = np.empty_like(judge)
+        f[labelled], f[~labelled] = f_lab, f_unl
+        return VarianceCalibratedLabels().fit(human[labelled], f_lab, f_unl).transform(f)
+
     def human_subset(self, m: int) -> np.ndarray:
-        """A random mask of round(human_fraction * m) "human-labelled" rows (>= 2, and >= 1 row left)."""
-        if m < 3:
-            raise ValueError(f"{m} generated rows are too few to calibrate scores: need >= 3 (2 labelled + 1 unlabelled)")
-        n = min(max(2, round(self.hparams.human_fraction * m)), m - 1)
+        """A random mask of round(human_fraction * m) "human-labelled" rows (>= 4 for 2-fold cross-fitting,
+        and >= 1 row left unlabelled)."""
+        if m < 5:
+            raise ValueError(f"{m} generated rows are too few to calibrate scores: need >= 5 (4 labelled + 1 unlabelled)")
+        n = min(max(4, round(self.hparams.human_fraction * m)), m - 1)
         mask = np.zeros(m, bool)
         mask[np.random.default_rng(self.task.seed).permutation(m)[:n]] = True
         return mask

@@ -7,9 +7,11 @@ generations as ``experiment=naiad_decoupled_gen`` when the settings match); for 
 (one ``test_step``) and every target profile, the ``shots`` pool responses that best match the profile
 (largest sum of sign-weighted z-scored proxies, other queries only) become exemplars of one neutral
 prompt, and the offline LLM answers the new pair. ``summarize`` tests, one-sided, that the hi-C
-exemplars raise the commercial proxy and whether they lower the user proxy.
+exemplars raise the commercial proxy and whether they lower the user proxy; the answers are kept
+in ``<run_dir>/icl/<index>.json``. Under DDP every rank builds the (cached) pool, then the pairs shard.
 """
 
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -80,6 +82,9 @@ class ICLControl(AtlasModule):
                                          max_new_tokens=self.hparams.response_tokens,
                                          temperature=self.hparams.temperature)[0] for p in self.profiles]
         proxy = self.proxies([query.text] * len(texts), [ad] * len(texts), texts)
+        path = self.run_dir / "icl" / f"{index}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"query": query.text, "ad": ad.name, "answers": dict(zip(self.profiles, texts))}))
         self.record(index, user=proxy["user"], commercial=proxy["commercial"], mention=proxy["mention"])
 
     def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
