@@ -196,15 +196,24 @@ class FrontierDQN(FrontierPolicies):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    # ---- exact resume: exploration RNG, replay, episode state ------------------------------
+    # ---- exact resume: exploration RNG, replay, episode state (numpy arrays travel as tensors:
+    # the launcher loads checkpoints with weights_only=True) ---------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["frontier_dqn"] = {"rng": self.rng.bit_generator.state, "buffer": self.buffer.state_dict(),
-                                      "episode": self.episode, "epsilon": self.epsilon, "env": self.env}
+        checkpoint["frontier_dqn"] = _convert({"rng": self.rng.bit_generator.state, "buffer": self.buffer.state_dict(),
+                                               "episode": self.episode, "epsilon": self.epsilon, "env": self.env},
+                                              np.ndarray, torch.from_numpy)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
-        state = checkpoint["frontier_dqn"]
+        state = _convert(checkpoint["frontier_dqn"], torch.Tensor, lambda t: t.numpy())
         self.rng.bit_generator.state = state["rng"]
         self.buffer.load_state_dict(state["buffer"])
         self.episode, self.epsilon, self.env = state["episode"], state["epsilon"], state["env"]
+
+
+def _convert(tree, kind: type, fn):
+    """Apply ``fn`` to every ``kind`` leaf of nested dicts."""
+    if isinstance(tree, dict):
+        return {k: _convert(v, kind, fn) for k, v in tree.items()}
+    return fn(tree) if isinstance(tree, kind) else tree
