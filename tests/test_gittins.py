@@ -121,6 +121,14 @@ def test_leaf_index_is_expected_reward_over_one_minus_beta():
     assert abs(idx.root[0] - m[np.argmax(h <= m)]) < 1e-4
 
 
+def test_index_at_the_top_of_the_range():
+    """A label that makes the child surely positive puts its index at B (repeated grid points)."""
+    sure = np.array([[0.5, 0.5], [0.0, 1.0]])
+    oracle = Table({1: np.array([[0.2, 0.8], [0.6, 0.4]]), 2: sure}, {0: np.array([0.3, 0.7])})
+    idx = gittins_indices(np.array([-1, 0, 1]), oracle, np.array([0.0, 1.0]), 0.9)
+    assert idx.by_parent_label[2, 1] == pytest.approx(10.0) and np.all(np.isfinite(idx.by_parent_label[1:]))
+
+
 @pytest.mark.parametrize("K,family", [(2, "tree"), (2, "forest"), (3, "tree")])
 def test_gittins_equals_dp_optimum(K, family):
     rng = np.random.default_rng(10 + K)

@@ -46,6 +46,12 @@ def test_paper_scale_ordering(tmp_path, seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
+def test_real_graphs(tmp_path, seed):
+    m = run("gittins_real", seed, tmp_path)
+    assert m["instances"] == 8 and m["instances/exact"] == 0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
 def test_index_complexity(tmp_path, seed):
     m = run("gittins_complexity", seed, tmp_path)
     assert m["complexity/seconds_n3200"] < 10.0
@@ -65,7 +71,7 @@ class Preempt(Callback):
 def test_dqn_trains_and_resumes_exactly(tmp_path):
     """A few DQN episodes on tiny trees; a run preempted mid-training resumes to the same result."""
     small = ["experiment=gittins_dqn", "seed=0", *QUIET, "task.blocks.0.count=2", "task.blocks.0.nodes=[6,6]",
-             "algorithm.episodes=4", "checkpoint_every_n_steps=10", "algorithm.batch_size=8"]
+             "algorithm.episodes=2", "checkpoint_every_n_steps=10", "algorithm.batch_size=8"]
     straight = run_launch(small, tmp_path / "straight")["metrics"]
     assert straight["instances"] == 2 and {"dqn/final_discounted", "paired/gittins_minus_dqn_min"} <= set(straight)
     assert straight["paired/gittins_minus_dqn_min"] >= -1e-9  # nothing beats Gittins on a tree
@@ -86,7 +92,7 @@ def test_hiv_like_network(tmp_path, seed):
 @pytest.mark.slow
 def test_dqn_paper_experiment(tmp_path):
     m = run("gittins_dqn", 0, tmp_path)
-    assert m["optimal/final_discounted"] >= m["dqn/final_discounted"]
+    assert m["gittins/final_discounted"] >= m["dqn/final_discounted"] > m["random/final_discounted"]
 
 
 @pytest.mark.slow

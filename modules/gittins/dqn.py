@@ -9,9 +9,9 @@ acts epsilon-greedily over the frontier; the TD target masks invalid actions,
     y = r + beta (1 - done) max_{v' in frontier(s')} Q_target(s', v'),    loss = (Q(s, v) - y)^2,
 
 with gamma = beta, a replay buffer, and a target network synchronised every ``target_every``
-episodes (epsilon x ``epsilon_decay`` per episode). Episodes cycle over the task's instances
-(graphs and MRFs are known to every policy); each episode's labels are a fresh exact sample from
-the instance's MRF, never the evaluation realisations. After training, ``test_step`` is the paired
+episodes (epsilon x ``epsilon_decay`` per episode). Every instance gets ``episodes`` episodes,
+interleaved (the graphs and MRFs are known to every policy); each episode's labels are a fresh
+exact sample from the instance's MRF, never the evaluation realisations. After training, ``test_step`` is the paired
 evaluation of :class:`~modules.gittins.solver.FrontierPolicies` with ``dqn`` among the policies.
 
 Lightning: one ``training_step`` = one environment step + one gradient step (automatic
@@ -115,7 +115,7 @@ class FrontierDQN(FrontierPolicies):
         self.net = model(in_features=2 * K + 1, edge_features=K * K, out_features=1)
         self.target = copy.deepcopy(self.net).requires_grad_(False)
         self.buffer = ReplayBuffer(buffer_size)
-        self.updates = sum(self.train_set[e % len(self.train_set)].n for e in range(episodes))
+        self.updates = episodes * sum(inst.n for inst in self.train_set)  # episodes per instance
         self.episode, self.epsilon, self.env = 0, epsilon, None
         self.rng = np.random.default_rng([task.seed, 0, 3])  # replaced per rank in setup
 

@@ -86,6 +86,11 @@ def _bfs_order(parent: np.ndarray) -> tuple[list[int], list[list[int]]]:
     return order, children
 
 
+def _segment(grid: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Index of the grid segment [grid_i, grid_i+1) holding each point (repeated points: the last one)."""
+    return np.searchsorted(grid[:-1], points, side="right") - 1
+
+
 def _retirement_functions(q: np.ndarray, kids: list[tuple[np.ndarray, np.ndarray]], r: np.ndarray,
                           beta: float, B: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Build phi_v^sigma for every row sigma of ``q`` [S, K] from the children's (grid, slopes).
@@ -100,7 +105,7 @@ def _retirement_functions(q: np.ndarray, kids: list[tuple[np.ndarray, np.ndarray
         x = kids[0][0] if kids else np.array([0.0, B])
     G = np.ones((K, len(x) - 1))
     for grid, slopes in kids:
-        G *= slopes[:, np.searchsorted(grid, x[:-1], side="right") - 1]
+        G *= slopes[:, _segment(grid, x[:-1])]
     tail = np.cumsum((G * np.diff(x))[:, ::-1], axis=1)[:, ::-1]  # [K, L-1] = int_{x_i}^B G
     Phi = B - np.concatenate([tail, np.zeros((K, 1))], axis=1)  # [K, L]
     # (1): h^sigma on the same grid, with slopes beta q G
@@ -116,7 +121,7 @@ def _retirement_functions(q: np.ndarray, kids: list[tuple[np.ndarray, np.ndarray
     M = np.clip(M, x[seg], x[j])
     # phi^sigma = h^sigma below M^sigma, identity above; breakpoints above max M are identity for all sigma
     xn = np.unique(np.concatenate([x[x < M.max()], M, [B]]))
-    on = np.searchsorted(x, xn[:-1], side="right") - 1  # segment of x holding each new segment
+    on = _segment(x, xn[:-1])  # segment of x holding each new segment
     D = np.where(xn[None, 1:] <= M[:, None], dh[:, on], 1.0)
     return M, xn, D
 
@@ -128,7 +133,7 @@ def _leaf_functions(q: np.ndarray, r: np.ndarray, beta: float, B: float) -> tupl
     and phi^sigma has slope beta below M^sigma and 1 above. Returns M [L, S], grids [L, S+2]
     (0, the sorted indices, B; repeated points are zero-length segments) and slopes [L, S, S+1].
     """
-    M = q @ r / (1.0 - beta)
+    M = np.minimum(q @ r / (1.0 - beta), B)  # <= B up to rounding
     x = np.concatenate([np.zeros((len(q), 1)), np.sort(M, axis=1), np.full((len(q), 1), B)], axis=1)
     return M, x, np.where(x[:, None, 1:] <= M[:, :, None], beta, 1.0)
 
@@ -183,7 +188,7 @@ def gittins_indices(parent: np.ndarray, oracle: ConditionalOracle, reward: np.nd
     x = np.unique(np.concatenate([g for g, _ in live.values()]))
     G = np.ones(len(x) - 1)
     for grid, slopes in live.values():
-        G *= slopes[0, np.searchsorted(grid, x[:-1], side="right") - 1]
+        G *= slopes[0, _segment(grid, x[:-1])]
     shifted_value = B - float(np.sum(G * np.diff(x)))
     value = shifted_value + reward.min() * (1.0 - beta**n) / (1.0 - beta)
     return GittinsIndices(by_parent_label=by_parent_label, root=root, value=value, peak_floats=peak)
