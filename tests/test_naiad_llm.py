@@ -118,6 +118,6 @@ def test_sft_llm(tmp_path):
     metrics = run_launch(["experiment=naiad_sft", f"task.path={tmp_path / 'gen' / 'naiad_rows.jsonl'}"],
                          tmp_path / "sft")
     report(metrics, tmp_path, "sft")
-    assert metrics["metrics"]["naiad/sft_loss_last"] < metrics["metrics"]["naiad/sft_loss_first"]
+    assert metrics["metrics"]["naiad/sft_loss_last_epoch"] < metrics["metrics"]["naiad/sft_loss_first_epoch"]
     assert not list((tmp_path / "sft" / "checkpoints").glob("*.ckpt")) or all(
         p.stat().st_size < 50e6 for p in (tmp_path / "sft" / "checkpoints").glob("*.ckpt"))   # LoRA weights only

@@ -52,10 +52,10 @@ class SFTAds(AtlasModule):
         base, self.tokenizer = load_causal_lm(llm)
         lora = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                           target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
-        self.net = get_peft_model(copy.deepcopy(base), lora)   # a copy: the cached base model stays untouched
+        self.net = get_peft_model(copy.deepcopy(base), lora).train()   # a copy: the cached base stays untouched
         self.cache = Path(cache_path) if cache_path else DEFAULT_CACHE / "generations.sqlite"
         self.proxies = Proxies(encoder)
-        self.losses: list[float] = []
+        self.losses: list[tuple[int, float]] = []      # (epoch, training loss) per step
 
     # ---- training --------------------------------------------------------------------------
     def encode(self, row: dict) -> tuple[list[int], list[int]]:
@@ -86,7 +86,7 @@ class SFTAds(AtlasModule):
 
     def training_step(self, batch, batch_idx):
         loss = self.net(**batch).loss
-        self.losses.append(float(loss))
+        self.losses.append((self.current_epoch, float(loss.detach())))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -100,13 +100,16 @@ class SFTAds(AtlasModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
-        self.losses = checkpoint.get("losses", [])
+        self.losses = [tuple(x) for x in checkpoint.get("losses", [])]
 
     # ---- evaluation: base vs fine-tuned on held-out pairs ----------------------------------
     def on_test_start(self) -> None:
         path = self.run_dir / "sft_model"
         if self.trainer.is_global_zero:
             merged = copy.deepcopy(self.net).merge_and_unload()
+            merged.hf_quantizer = None                     # GGUF weights were dequantized at load: plain fp32
+            if hasattr(merged.config, "quantization_config"):
+                del merged.config.quantization_config
             merged.save_pretrained(path)
             self.tokenizer.save_pretrained(path)
         self.trainer.strategy.barrier()
@@ -123,10 +126,9 @@ class SFTAds(AtlasModule):
         self.record(index, user=proxy["user"], mention=proxy["mention"], commercial=proxy["commercial"])
 
     def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
-        losses = np.array(self.losses)
-        quarter = max(1, len(losses) // 4)
-        m = {"naiad/sft_steps": len(losses), "naiad/sft_loss_first": losses[:quarter].mean(),
-             "naiad/sft_loss_last": losses[-quarter:].mean()}
+        epochs, losses = np.array(self.losses).T                                    # [steps] each
+        m = {"naiad/sft_steps": len(losses), "naiad/sft_loss_first_epoch": losses[epochs == epochs.min()].mean(),
+             "naiad/sft_loss_last_epoch": losses[epochs == epochs.max()].mean()}
         for i, model in enumerate(("base", "tuned")):
             for key in ("user", "mention", "commercial"):
                 m[f"naiad/sft_{key}_{model}"] = rows[key][:, i].mean()

@@ -103,7 +103,7 @@ class LLMNamer:
             members = [t for t, c in zip(texts, labels) if c == k][: self.shown]
             prompts.append(self.PROMPT.format(members="\n".join(f"- {m}" for m in members)))
         names = self.generator.generate(prompts, seed=self.seed, max_new_tokens=12, temperature=0.0)
-        return [n.splitlines()[0].strip(" .\"'") if n.strip() else "(unnamed)" for n in names]
+        return [n.splitlines()[0].strip(" .-\"'") if n.strip() else "(unnamed)" for n in names]
 
 
 class StrategyClustering(AtlasModule):
