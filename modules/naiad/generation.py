@@ -50,7 +50,7 @@ def shift_test(high: np.ndarray, low: np.ndarray) -> tuple[float, float]:
 
 class DecoupledGeneration(AtlasModule):
     needs = "ad_pairs"
-    models = ("none",)
+    models = ("smollm2", "none")   # the LLM is named by `llm`; model=smollm2 marks the run as an LLM run
     stages = ("test",)
 
     def __init__(self, task, model=None, llm: str = DEFAULT_LLM, cache_path: str | None = None,

@@ -36,7 +36,7 @@ def icl_prompt(exemplars: list[tuple[Query, Ad, str]], query: Query, ad: Ad) -> 
 
 class ICLControl(AtlasModule):
     needs = "ad_pairs"
-    models = ("none",)
+    models = ("smollm2", "none")   # the LLM is named by `llm`; model=smollm2 marks the run as an LLM run
     stages = ("test",)
 
     def __init__(self, task, model=None, llm: str = DEFAULT_LLM, cache_path: str | None = None,

@@ -38,7 +38,7 @@ def sft_prompt(query: str, ad: Ad) -> str:
 
 class SFTAds(AtlasModule):
     needs = "ad_sft"
-    models = ("none",)
+    models = ("smollm2", "none")   # the LLM is named by `llm`; model=smollm2 marks the run as an LLM run
     stages = ("fit", "test")
 
     def __init__(self, task, model=None, llm: str = DEFAULT_LLM, cache_path: str | None = None,
