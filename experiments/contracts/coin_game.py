@@ -73,6 +73,26 @@ def spawn_choices(spec: CoinGameSpec, cells: np.ndarray) -> np.ndarray:
     return allowed
 
 
+def decode(spec: CoinGameSpec, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """State indices -> (agents' cells [..., 2], coin cell [...], colour [...])."""
+    rest, colour = np.divmod(np.asarray(index), 2)
+    rest, coin = np.divmod(rest, spec.cells)
+    return np.stack(np.divmod(rest, spec.cells), -1), coin, colour
+
+
+def observe(spec: CoinGameSpec, index: np.ndarray) -> np.ndarray:
+    """Agent-centric grids of the states ``index`` [N]: for agent i the channels are its own cell, the
+    other's cell, an own-colour coin, an other-colour coin   [N, 2 agents, 4, n, n]."""
+    cells, coin, colour = decode(spec, index)
+    N, rows = cells.shape[0], np.arange(cells.shape[0])
+    grid = np.zeros((N, 2, 4, spec.cells), dtype=np.float32)
+    for i in range(2):
+        grid[rows, i, 0, cells[:, i]] = 1
+        grid[rows, i, 1, cells[:, 1 - i]] = 1
+        grid[rows, i, 2 + (colour != i), coin] = 1
+    return grid.reshape(N, 2, 4, spec.size, spec.size)
+
+
 class CoinGameEnv:
     """A batch of Coin Games, stepped in lockstep (all episodes have the same length)."""
 
@@ -99,23 +119,13 @@ class CoinGameEnv:
         return state_index(self.spec, self.cells, self.coin, self.colour)
 
     def set_state(self, index: np.ndarray, t: int = 0) -> None:
-        rest, self.colour = np.divmod(np.asarray(index), 2)
-        rest, self.coin = np.divmod(rest, self.spec.cells)
-        self.cells = np.stack(np.divmod(rest, self.spec.cells), -1)
+        self.cells, self.coin, self.colour = decode(self.spec, index)
         self.t = t
 
     def observations(self) -> dict[str, np.ndarray]:
-        """Agent-centric grids: own cell, other's cell, own-colour coin, other-colour coin   [E, 4, n, n]."""
-        E, n2 = self.num_envs, self.spec.cells
-        rows = np.arange(E)
-        obs = {}
-        for i, agent in enumerate(AGENTS):
-            grid = np.zeros((E, 4, n2), dtype=np.float32)
-            grid[rows, 0, self.cells[:, i]] = 1
-            grid[rows, 1, self.cells[:, 1 - i]] = 1
-            grid[rows, 2 + (self.colour != i), self.coin] = 1
-            obs[agent] = grid.reshape(E, 4, self.spec.size, self.spec.size)
-        return obs
+        """Agent-centric grids (see :func:`observe`), one batch per agent   [E, 4, n, n]."""
+        grids = observe(self.spec, self.state())
+        return {agent: grids[:, i] for i, agent in enumerate(AGENTS)}
 
     def _spawn_coin(self, which: np.ndarray) -> None:
         allowed = spawn_choices(self.spec, self.cells[which])

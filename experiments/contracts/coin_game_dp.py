@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from experiments.contracts.coin_game import CoinGameSpec, coin_reward, move, spawn_choices, state_index
+from experiments.contracts.coin_game import CoinGameSpec, coin_reward, decode, move, spawn_choices, state_index
 from experiments.contracts.contract import observed_action_payments
 
 N_MOVES = 4
@@ -52,10 +52,7 @@ class CoinModel:
 
 def build_model(spec: CoinGameSpec) -> CoinModel:
     n2 = spec.cells
-    s = np.arange(spec.n_states)
-    rest, colour = np.divmod(s, 2)
-    rest, coin = np.divmod(rest, n2)
-    cells = np.stack(np.divmod(rest, n2), -1)                       # [S, 2]
+    cells, coin, colour = decode(spec, np.arange(spec.n_states))     # [S, 2], [S], [S]
     joint = np.arange(N_MOVES * N_MOVES)
     actions = np.stack(np.divmod(joint, N_MOVES), -1)               # [16, 2]: (a_red, a_blue)
     new = move(spec, cells[:, None, :], actions[None, :, :])          # [S, 16, 2]
@@ -123,6 +120,32 @@ def evaluate(model: CoinModel, policy: np.ndarray) -> np.ndarray:
     for t in reversed(range(spec.horizon)):
         values[t] = (model.reward + spec.gamma * model.expected_next(values[t + 1]))[rows, policy[t]]
     return values
+
+
+def payments_to_go(model: CoinModel, policy: np.ndarray, payment: np.ndarray) -> np.ndarray:
+    """Discounted payments to go when both agents follow ``policy`` [H, S] and are paid
+    ``payment`` [H, S, 2] for it   [H + 1, S]."""
+    spec, S = model.spec, model.spec.n_states
+    cost, rows = np.zeros((spec.horizon + 1, S)), np.arange(S)
+    for t in reversed(range(spec.horizon)):
+        cost[t] = payment[t].sum(-1) + spec.gamma * model.expected_next(cost[t + 1])[rows, policy[t]]
+    return cost
+
+
+def occupancy(model: CoinModel, policy: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """P(s_t = s) when play follows ``policy`` [H, S] from the distribution ``start`` [S]   [H, S]."""
+    spec, S = model.spec, model.spec.n_states
+    n2, rows = spec.cells, np.arange(S)
+    weights = model.spawn / (2 * model.spawn.sum(1, keepdims=True))          # respawn (cell, colour) per pair
+    d = np.zeros((spec.horizon, S))
+    d[0] = start
+    for t in range(spec.horizon - 1):
+        a = policy[t]
+        collected = model.collected[rows, a]
+        np.add.at(d[t + 1], model.next_state[rows, a][~collected], d[t][~collected])
+        per_pair = np.bincount(model.pair[rows, a][collected], d[t][collected], minlength=n2 * n2)
+        d[t + 1] += (per_pair[:, None, None] * weights[:, :, None]).repeat(2, -1).reshape(-1)
+    return d
 
 
 def best_response(model: CoinModel, policy: np.ndarray, i: int) -> np.ndarray:

@@ -7,7 +7,7 @@ the outcome rows P = 𝒪(s, ·), the cheapest limited-liability contract that i
 
 (ξ > 0 = nudging: a_p becomes strictly optimal by ξ). Infeasible = a_p is *not implementable*.
 The LP goes to scipy's HiGHS; closed forms cover two actions (one IC constraint) and observed
-actions (O = A, 𝒪 = identity). Ties in the agent's response go the principal's way (Lemma B.12).
+actions (O = A, 𝒪 = identity), written once in batched torch for the learners and wrapped for numpy. Ties in the agent's response go the principal's way (Lemma B.12).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy.optimize import linprog
 
 TIE_TOL = 1e-9        # the agent treats values this close (relative to their scale) as a tie
@@ -73,32 +74,45 @@ def min_pay_lp(P: np.ndarray, Qbar: np.ndarray, a_p: int, xi: float = 0.0) -> Co
     return Contract(a_p, b, float(P[a_p] @ b))
 
 
+def two_action_payments(P: torch.Tensor, Qbar: torch.Tensor, a_p: torch.Tensor, xi: float = 0.0) -> torch.Tensor:
+    """Closed form for |A| = 2 (any |O|), batched: one IC constraint, so pay on the single outcome with
+    the best likelihood ratio P[a_p, o] / (P[a_p, o] - P[a, o]). Binary case (the paper's tree):
+    b = [0, max(Q̄(a0) - Q̄(a1) + ξ, 0) / (p1 - p0)]. P [..., 2, O], Q̄ [..., 2], a_p [...] -> b [..., O];
+    a row of NaN = a_p is not implementable."""
+    O = P.shape[-1]
+    rows = lambda a: P.gather(-2, a[..., None, None].expand(*a.shape, 1, O)).squeeze(-2)   # noqa: E731  [..., O]
+    value = lambda a: Qbar.gather(-1, a[..., None]).squeeze(-1)                             # noqa: E731  [...]
+    gap = value(1 - a_p) - value(a_p) + xi                      # extra expected payment a_p must earn
+    lift = rows(a_p) - rows(1 - a_p)                            # how much likelier each outcome is under a_p
+    ratio = torch.where(lift > 0, rows(a_p) / lift.clamp(min=1e-300), torch.inf)
+    o = ratio.argmin(-1, keepdim=True)
+    amount = torch.where(gap[..., None] > 0, gap[..., None] / lift.gather(-1, o), torch.zeros_like(gap[..., None]))
+    b = torch.zeros_like(lift).scatter(-1, o, amount)
+    impossible = (gap > 0) & ~(lift > 0).any(-1)
+    return torch.where(impossible[..., None], torch.nan, b)
+
+
 def two_action_contract(P: np.ndarray, Qbar: np.ndarray, a_p: int, xi: float = 0.0) -> Contract:
-    """Closed form for |A| = 2 (any |O|): one IC constraint, so pay on a single outcome, the one with
-    the best likelihood ratio. Binary case: b = [0, max(Q̄(a0) - Q̄(a1) + ξ, 0) / (p1 - p0)]."""
+    """:func:`two_action_payments` at one state."""
     check_inputs(P, Qbar, a_p, xi)
     if P.shape[0] != 2:
         raise ValueError(f"the two-action closed form needs 2 actions, got {P.shape[0]}")
-    gap = Qbar[1 - a_p] - Qbar[a_p] + xi              # extra expected payment a_p must earn
-    b = np.zeros(P.shape[1])
-    if gap <= 0:
-        return Contract(a_p, b, 0.0)
-    lift = P[a_p] - P[1 - a_p]                        # how much more likely each outcome is under a_p
-    if not np.any(lift > 0):
+    b = two_action_payments(torch.from_numpy(P), torch.from_numpy(Qbar), torch.tensor(a_p), xi).numpy()
+    if np.isnan(b).any():
         return not_implementable(a_p)
-    useful = np.flatnonzero(lift > 0)
-    o = useful[np.argmin(P[a_p, useful] / lift[useful])]   # cheapest expected cost per unit of IC slack
-    b[o] = gap / lift[o]
     return Contract(a_p, b, float(P[a_p] @ b))
 
 
-def observed_action_payments(Qbar: np.ndarray, xi: float = 0.0) -> np.ndarray:
+def observed_action_payments(Qbar, xi: float = 0.0):
     """Closed form when the outcome is the action (O = A, 𝒪 = identity): to implement a_p pay only for
-    a_p, b(a_p) = max(max_{a≠a_p} Q̄(a) + ξ - Q̄(a_p), 0). Returns that payment for every a_p  [..., A]."""
-    Qbar = np.asarray(Qbar, dtype=np.float64)
+    a_p, b(a_p) = max(max_{a≠a_p} Q̄(a) + ξ - Q̄(a_p), 0). Returns that payment for every a_p
+    [..., A] (a torch tensor, or a numpy array for a numpy Q̄)."""
+    if isinstance(Qbar, np.ndarray):
+        return observed_action_payments(torch.from_numpy(Qbar.astype(np.float64)), xi).numpy()
     A = Qbar.shape[-1]
-    others = np.where(np.eye(A, dtype=bool), -np.inf, Qbar[..., None, :])   # row a_p: Q̄ without a_p  [..., A, A]
-    return np.maximum(others.max(-1) + xi - Qbar, 0.0)
+    mask = torch.eye(A, dtype=torch.bool, device=Qbar.device)
+    others = Qbar.unsqueeze(-2).masked_fill(mask, -torch.inf)          # row a_p: Q̄ without a_p   [..., A, A]
+    return (others.amax(-1) + xi - Qbar).clamp(min=0.0)
 
 
 def observed_action_contract(Qbar: np.ndarray, a_p: int, xi: float = 0.0) -> Contract:

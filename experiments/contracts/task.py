@@ -31,7 +31,7 @@ class ContractTrees(Task):
         for name, (low, high) in (("depth", depth), ("actions", actions), ("outcomes", outcomes)):
             if low > high:
                 raise ValueError(f"task.{name}: range [{low}, {high}] is empty")
-        if generator == "paper" and (actions != (2, 2) or outcomes != (2, 2)):
+        if generator == "paper" and (tuple(actions) != (2, 2) or tuple(outcomes) != (2, 2)):
             raise ValueError("task.generator=paper is the binary tree: it needs actions=[2,2] and outcomes=[2,2]")
         self.n_instances, self.generator = n_instances, generator
         self.depth, self.actions, self.outcomes = tuple(depth), tuple(actions), tuple(outcomes)
