@@ -48,6 +48,8 @@ def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> f
             claims = OmegaConf.to_container(cfg.claims, resolve=True)
             results = write_results(run_dir / "metrics.json", cfg.experiment_name, cfg.seed, metrics, claims)
             log.info("\n%s\nresults: %s", summary(results), run_dir / "metrics.json")
+        if cfg.objective and cfg.objective not in metrics:
+            raise KeyError(f"objective={cfg.objective!r} is not a metric of this run; metrics: {', '.join(metrics)}")
         return metrics[cfg.objective] if cfg.objective else None
     finally:
         finish_logger(logger)

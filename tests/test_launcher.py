@@ -68,9 +68,10 @@ def test_multirun_ddp_on_local_launcher_is_refused(tmp_path):
 
 
 def test_claims_dropped_when_the_preset_is_rechosen():
-    cfg = compose_config(["experiment=contracts_meta_spe", "task=contracts_paper_trees"])
+    cfg = compose_config(["experiment=gittins_exact", "task=gittins_trees50"])
+    assert cfg.claims and cfg.objective
     validate(cfg)
-    assert list(cfg.claims) == []
+    assert list(cfg.claims) == [] and cfg.objective is None
 
 
 # ---- runs ------------------------------------------------------------------------------------

@@ -177,13 +177,16 @@ def check_claims(cfg: DictConfig) -> None:
 
 
 def drop_claims_if_rechosen(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
-    """A preset's claims are about the task/model/algorithm it composes: re-choosing one on the
-    command line makes them inapplicable, so they are dropped (and the run says so)."""
+    """A preset's claims and objective are about the task/model/algorithm it composes: re-choosing
+    one on the command line makes them inapplicable, so they are dropped (and the run says so)."""
     rechosen = {o.split("=")[0].lstrip("+~") for o in hydra_cfg.overrides.task} & {"task", "model", "algorithm"}
-    if rechosen and cfg.claims:
-        log.warning("claims of experiment %s dropped: %s re-chosen on the command line",
+    explicit_objective = any(o.startswith("objective=") for o in hydra_cfg.overrides.task)
+    if rechosen and (cfg.claims or cfg.objective):
+        log.warning("claims and objective of experiment %s dropped: %s re-chosen on the command line",
                     cfg.experiment_name, ", ".join(sorted(rechosen)))
         cfg.claims = []
+        if not explicit_objective:
+            cfg.objective = None
 
 
 def validate(cfg: DictConfig) -> None:
