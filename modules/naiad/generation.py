@@ -82,7 +82,7 @@ class DecoupledGeneration(AtlasModule):
         path.write_text(json.dumps({"query": query.text, "ad": ad.name, "bridge": bridge, "category": ad.category,
                                     "responses": [r.__dict__ for r in responses],
                                     "judge": [j.tolist() for j in judged]}))
-        self.record(index, **{f"{k}": np.array([getattr(r, k) for r in responses], float)
+        self.record(index, **{k: np.array([getattr(r, k) for r in responses], float)
                               for k in ("user", "commercial", "mention", "accepted", "tries")},
                     judge=np.array(judged).reshape(len(responses), 4))
 
@@ -94,20 +94,20 @@ class DecoupledGeneration(AtlasModule):
             for key in ("user", "commercial", "mention", "accepted"):
                 m[f"naiad/gen_{key}_{a}"] = rows[key][:, i].mean()
         if set(QUADRANTS) <= set(arm):
-            m.update(self.decoupling(rows, arm, rows["user"], rows["commercial"], "proxy"))
+            m.update(self.decoupling(arm, rows["user"], rows["commercial"], "proxy"))
             if self.judge is not None:
                 user_j, comm_j = rows["judge"][..., :2].mean(-1), rows["judge"][..., 2:].mean(-1)  # [pairs, arms]
-                m.update(self.decoupling(rows, arm, user_j, comm_j, "judge"))
+                m.update(self.decoupling(arm, user_j, comm_j, "judge"))
             self.plot(rows, arm)
         if self.trainer.is_global_zero:
             m.update(self.write_rows(rows))
         return {k: float(v) for k, v in m.items()}
 
-    def decoupling(self, rows, arm, user: np.ndarray, commercial: np.ndarray, scorer: str) -> dict[str, float]:
-        """Main and cross effects of the U and C targets on one scorer's user/commercial scores."""
-        cols = lambda pred: [arm[a] for a, (u, c) in QUADRANTS.items() if pred(u, c)]   # noqa: E731
-        hi_c, lo_c = cols(lambda u, c: c), cols(lambda u, c: not c)
-        hi_u, lo_u = cols(lambda u, c: u), cols(lambda u, c: not u)
+    @staticmethod
+    def decoupling(arm: dict[str, int], user: np.ndarray, commercial: np.ndarray, scorer: str) -> dict[str, float]:
+        """Main and cross effects of the U and C targets on one scorer's user/commercial scores [pairs, arms]."""
+        hi_c, lo_c = ([arm[a] for a, (_, c) in QUADRANTS.items() if c == high] for high in (True, False))
+        hi_u, lo_u = ([arm[a] for a, (u, _) in QUADRANTS.items() if u == high] for high in (True, False))
         p_c, main_c = shift_test(commercial[:, hi_c].ravel(), commercial[:, lo_c].ravel())
         p_u, main_u = shift_test(user[:, hi_u].ravel(), user[:, lo_u].ravel())
         cross_c = rank_biserial(user[:, hi_c].ravel(), user[:, lo_c].ravel())           # C target -> user score
@@ -124,13 +124,13 @@ class DecoupledGeneration(AtlasModule):
 
     def write_rows(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
         """naiad_rows.jsonl in the llm_ads schema (ppied_scores calibrated), and bridge clustering."""
-        pairs = self.collect()
+        items = self.collect()
         ads = {a.name: a for a in ADS}
-        strategies = assign_strategy([p["bridge"] for p in pairs], self.hparams.encoder)
+        strategies = assign_strategy([p["bridge"] for p in items], self.hparams.encoder)
         m = {}
         if self.arms:
             flat = [(dict(p, strategy=s), r, np.array(j))
-                    for p, s in zip(pairs, strategies) for r, j in zip(p["responses"], p["judge"])]
+                    for p, s in zip(items, strategies) for r, j in zip(p["responses"], p["judge"])]
             # "human" stand-in [R]: proxies on 0-100 (q1 = q2 = 100 user, q3 = q4 = 50 commercial)
             human = np.array([[100 * r["user"]] * 2 + [50 * r["commercial"]] * 2 for _, r, _ in flat])
             judge = np.array([j for _, _, j in flat]) if self.judge else human
@@ -146,7 +146,7 @@ class DecoupledGeneration(AtlasModule):
             write_jsonl(self.run_dir / "naiad_rows.jsonl", out)
             m["naiad/gen_rows_written"] = len(out)
         if self.hparams.cluster_bridges:
-            m.update(self.cluster([p["bridge"] for p in pairs], [p["category"] for p in pairs]))
+            m.update(self.cluster([p["bridge"] for p in items], [p["category"] for p in items]))
         return m
 
     @staticmethod
