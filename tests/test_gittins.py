@@ -5,6 +5,7 @@ import itertools
 import networkx as nx
 import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
 
 from experiments.gittins.exact import JointTable, evaluate_exact, solve_optimal
@@ -15,9 +16,11 @@ from experiments.gittins.inference import GraphInference
 from experiments.gittins.instance import build_instance
 from experiments.gittins.mrf import PairwiseMRF, covariate_mrf, n_theta, pairwise_features, unary_features
 from experiments.gittins.rollout import rollout
-from experiments.gittins.task import Block, GittinsTask
+from experiments.gittins.task import Block, ExactGittinsTask, GittinsTask
+from modules.gittins.dqn import DQNPolicy, q_values
 from modules.gittins.index import gittins_indices
 from modules.gittins.policies import POLICIES, GittinsPolicy
+from modules.graph_nets import EdgeGNN
 
 
 def random_mrf(graph: nx.Graph, K: int, rng: np.random.Generator, d: int = 3) -> PairwiseMRF:
@@ -279,3 +282,25 @@ def test_exact_enumeration_refuses_big_graphs():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="exact enumeration needs n <= 12"):
         JointTable(random_mrf(random_recursive_tree(13, rng), 2, rng))
+
+
+def test_exact_task_refuses_blocks_too_big_to_enumerate():
+    with pytest.raises(ValueError, match=r"blocks.1 \(random_tree\) has up to 13 nodes"):
+        ExactGittinsTask(blocks=[{"graph": "random_tree", "nodes": [4, 6]}, {"graph": "random_tree", "nodes": [4, 13]}])
+
+
+def test_dqn_component_cache_matches_a_full_evaluation():
+    """Between rollout steps the DQN re-evaluates only touched components; Q must equal a full pass."""
+    rng = np.random.default_rng(11)
+    inst = instance(random_forest(12, 3, rng), 2, 0.9, rng, samples=4)
+    torch.manual_seed(0)
+    net = EdgeGNN(5, 4, hidden=16)
+    policy = DQNPolicy(net, inst, K=2)
+    status, allowed = np.full((4, inst.n), -1), np.tile(inst.frontier.is_root, (4, 1))
+    for _ in range(inst.n):
+        chosen = policy.probs(FrontierState(status, allowed, None)).argmax(1)
+        with torch.no_grad():
+            full = q_values(net, policy.whole, status).double().numpy()
+        assert np.abs(full - policy.q).max() < 1e-5
+        status[np.arange(4), chosen] = inst.realisations[np.arange(4), chosen]
+        inst.frontier.advance(allowed, chosen, status >= 0)

@@ -12,7 +12,7 @@ built, an edge list that does not parse, a self-loop, roots that are not one per
 """
 
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import networkx as nx
 import numpy as np
@@ -78,7 +78,8 @@ class Block(BaseModel):
 
 
 class GittinsTask(Task):
-    offers = ("frontier_exploration",)
+    offers: ClassVar[tuple[str, ...]] = ("frontier_exploration",)
+    exact_only: ClassVar[bool] = False  # refuse blocks too big to enumerate
 
     @validate_call
     def __init__(self, blocks: Annotated[list[Block], Field(min_length=1)], samples: PositiveInt = 200,
@@ -93,8 +94,12 @@ class GittinsTask(Task):
                     Frontier.given(graph, block.roots)
                 self.fixed[b] = graph
         self.starts = np.cumsum([0] + [block.count for block in blocks])
-        self.max_nodes = max(self.fixed[b].number_of_nodes() if b in self.fixed else block.nodes[1]
-                             for b, block in enumerate(blocks))
+        sizes = [self.fixed[b].number_of_nodes() if b in self.fixed else block.nodes[1] for b, block in enumerate(blocks)]
+        self.max_nodes = max(sizes)
+        for b, (block, n) in enumerate(zip(blocks, sizes)):
+            if self.exact_only and (n > exact_up_to or block.labels**n > MAX_JOINT_ENTRIES):
+                raise ValueError(f"blocks.{b} ({block.graph}) has up to {n} nodes and {block.labels} labels: this task "
+                                 f"enumerates every instance (n <= exact_up_to = {exact_up_to}, K^n <= {MAX_JOINT_ENTRIES})")
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -133,4 +138,11 @@ class GittinsTask(Task):
 
     def instances(self) -> InstanceDataset:
         return InstanceDataset(len(self), self.make)
+
+
+class ExactGittinsTask(GittinsTask):
+    """Instances small enough to enumerate, so methods that need the exact optimum (DP) can run on it."""
+
+    offers = ("frontier_exploration", "frontier_exploration_exact")
+    exact_only = True
 

@@ -38,15 +38,23 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 
 
 class GraphInputs:
-    """The static GNN inputs of one instance; ``features(status)`` adds the status one-hot."""
+    """Static GNN inputs of the subgraph on ``nodes`` (default: every node), labels padded to ``K``.
 
-    def __init__(self, instance: Instance):
-        mrf, K = instance.mrf, instance.K
+    ``features(status)`` adds the status one-hot; label axes beyond the instance's own K are zero.
+    """
+
+    def __init__(self, mrf, K: int, nodes: np.ndarray | None = None):
+        nodes = np.arange(mrf.n) if nodes is None else np.asarray(nodes)
+        pad = K - mrf.K
         self.K = K
-        unary = mrf.unary - mrf.unary.mean(1, keepdims=True)
-        self.unary = torch.tensor(unary, dtype=torch.float32)  # [n, K]
-        u, v = mrf.edges.T
-        table = mrf.pairwise - mrf.pairwise.mean((1, 2), keepdims=True)  # [m, K(x_u), K(x_v)]
+        local = np.full(mrf.n, -1)
+        local[nodes] = np.arange(len(nodes))
+        unary = mrf.unary[nodes] - mrf.unary[nodes].mean(1, keepdims=True)
+        self.unary = torch.tensor(np.pad(unary, ((0, 0), (0, pad))), dtype=torch.float32)  # [n, K]
+        inside = (local[mrf.edges[:, 0]] >= 0) & (local[mrf.edges[:, 1]] >= 0)
+        u, v = local[mrf.edges[inside]].T
+        table = mrf.pairwise[inside] - mrf.pairwise[inside].mean((1, 2), keepdims=True)  # [m, x_u, x_v]
+        table = np.pad(table, ((0, 0), (0, pad), (0, pad)))
         self.edge_index = torch.tensor(np.stack([np.concatenate([u, v]), np.concatenate([v, u])]))  # [2, 2m]
         attr = np.concatenate([table.transpose(0, 2, 1), table]).reshape(-1, K * K)  # oriented [x_target, x_source]
         self.edge_attr = torch.tensor(attr, dtype=torch.float32)  # [2m, K^2]
@@ -81,15 +89,31 @@ def q_values(net, inputs: GraphInputs, status: np.ndarray) -> torch.Tensor:
 
 
 class DQNPolicy:
+    """Greedy in Q over the frontier. Between successive states of a rollout only the components
+    holding newly tested nodes are re-evaluated (a GNN's receptive field stays inside a component)."""
+
     name = "dqn"
 
-    def __init__(self, net, instance: Instance):
-        self.net, self.inputs = net, GraphInputs(instance)
+    def __init__(self, net, instance: Instance, K: int):
+        self.net, self.whole = net, GraphInputs(instance.mrf, K)
+        self.parts = [(c.nodes, GraphInputs(instance.mrf, K, c.nodes)) for c in instance.inference.components]
+        self.component = instance.inference.component
+        self.status: np.ndarray | None = None  # the last state seen, and its Q-values [B, n]
+        self.q: np.ndarray | None = None
 
     @torch.no_grad()
     def probs(self, state: FrontierState) -> np.ndarray:
-        q = q_values(self.net, self.inputs, state.status).double().cpu().numpy()
-        return one_hot_argmax(np.where(state.allowed, q, -np.inf))
+        status, last = state.status, self.status
+        if last is not None and last.shape == status.shape and np.all((last < 0) | (last == status)):
+            rows, nodes = np.nonzero(last != status)
+            for c in np.unique(self.component[nodes]):
+                r = np.unique(rows[self.component[nodes] == c])
+                idx, inputs = self.parts[c]
+                self.q[np.ix_(r, idx)] = q_values(self.net, inputs, status[np.ix_(r, idx)]).double().cpu().numpy()
+        else:
+            self.q = q_values(self.net, self.whole, status).double().cpu().numpy()
+        self.status = status.copy()
+        return one_hot_argmax(np.where(state.allowed, self.q, -np.inf))
 
 
 class FrontierDQN(FrontierPolicies):
@@ -107,11 +131,8 @@ class FrontierDQN(FrontierPolicies):
         super().__init__(task, model, policies=policies, budgets=budgets)
         self.save_hyperparameters(ignore=["task", "model"])
         self.train_set = [task.make(i) for i in range(len(task))]
-        labels = {inst.K for inst in self.train_set}
-        if len(labels) != 1:
-            raise ValueError(f"the DQN's features need one label set across instances, got K in {sorted(labels)}")
-        K = labels.pop()
-        self.inputs = [GraphInputs(inst) for inst in self.train_set]
+        K = self.K = max(inst.K for inst in self.train_set)  # smaller label sets are zero-padded
+        self.inputs = [GraphInputs(inst.mrf, K) for inst in self.train_set]
         self.net = model(in_features=2 * K + 1, edge_features=K * K, out_features=1)
         self.target = copy.deepcopy(self.net).requires_grad_(False)
         self.buffer = ReplayBuffer(buffer_size)
@@ -129,7 +150,7 @@ class FrontierDQN(FrontierPolicies):
         return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
 
     def make_policy(self, name: str, instance: Instance):
-        return DQNPolicy(self.net, instance) if name == "dqn" else super().make_policy(name, instance)
+        return DQNPolicy(self.net, instance, self.K) if name == "dqn" else super().make_policy(name, instance)
 
     # ---- environment: one epsilon-greedy step of the running episode -----------------------
     def act(self) -> None:

@@ -14,7 +14,7 @@ A solver: no training. Under DDP the instances shard over ranks; ``summarize`` s
 
 
 import time
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -40,7 +40,7 @@ def policy_steps(policy, instance: Instance, rng: np.random.Generator) -> tuple[
 
 
 class FrontierPolicies(AtlasModule):
-    needs = "frontier_exploration"
+    needs: ClassVar[str] = "frontier_exploration"
     models = ("none",)
     stages = ("test",)
 
@@ -160,3 +160,10 @@ class FrontierPolicies(AtlasModule):
         axes[0].legend()
         fig.suptitle(f"{len(rows['n'])} instances, mean over instances")
         self.save_figure(fig, "gittins_curves")
+
+
+class ExactFrontierPolicies(FrontierPolicies):
+    """The same evaluation with the exact optimum (``optimal``) among the policies: it runs on tasks
+    whose instances can all be enumerated (``ExactGittinsTask``), and reports gaps to the optimum."""
+
+    needs = "frontier_exploration_exact"
