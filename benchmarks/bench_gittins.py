@@ -59,9 +59,13 @@ def naive_rollout(inst: Instance, labels: np.ndarray) -> np.ndarray:
                 unary[local[u]] += mrf.pairwise[e, :, status[v]]
         residual = nx.empty_graph(len(untested))
         residual.add_edges_from(edges)
-        inference = GraphInference(PairwiseMRF(unary, np.array(edges).reshape(-1, 2), mrf.pairwise[keep]), residual)
+        inference = GraphInference(
+            PairwiseMRF(unary, np.array(edges).reshape(-1, 2), mrf.pairwise[keep]), residual
+        )
         tested = status >= 0
-        allowed = np.flatnonzero(inst.frontier.allowed(tested[None])[0])  # one frontier root per residual tree
+        allowed = np.flatnonzero(
+            inst.frontier.allowed(tested[None])[0]
+        )  # one frontier root per residual tree
         roots = np.array([local[int(v)] for v in allowed])
         index = gittins_indices(tree_parents(residual, roots), inference, inst.reward, inst.beta).root
         best = int(untested[roots[np.argmax(index[roots])]])
@@ -73,8 +77,11 @@ def naive_rollout(inst: Instance, labels: np.ndarray) -> np.ndarray:
 def oracle_tables(inst: Instance) -> list[np.ndarray]:
     """A fresh sum-product, then P(X_v | X_p(v)) for every tree edge."""
     inference = GraphInference(inst.mrf, inst.graph)
-    return [inference.conditional(v, int(p)) for v, p in enumerate(tree_parents(inst.graph, inst.frontier.roots))
-            if p >= 0]
+    return [
+        inference.conditional(v, int(p))
+        for v, p in enumerate(tree_parents(inst.graph, inst.frontier.roots))
+        if p >= 0
+    ]
 
 
 def timed(fn, *args):
@@ -87,8 +94,10 @@ def main() -> None:
     rng = np.random.default_rng(0)
     R = 100
     print(f"Gittins frontier policy on random recursive trees (binary labels, beta = {BETA}, one core)")
-    header = (f"{'n':>6} {'sum-product s':>14} {'indices s':>10} {'rollout s':>10} {'per real. s':>12} "
-              f"{'naive s':>9} {'naive/fast':>11} {'same tests':>11}")
+    header = (
+        f"{'n':>6} {'sum-product s':>14} {'indices s':>10} {'rollout s':>10} {'per real. s':>12} "
+        f"{'naive s':>9} {'naive/fast':>11} {'same tests':>11}"
+    )
     print(header)
     print("-" * len(header))
     for n in (50, 100, 200, 1000, 3000, 10000):
@@ -104,8 +113,10 @@ def main() -> None:
         else:
             tail = f"{'-':>9} {'-':>11} {'-':>11}"
         print(f"{n:>6} {t_oracle:>14.3f} {t_index:>10.3f} {t_roll:>10.3f} {fast:>12.3f} {tail}")
-    print(f"(rollout = {R} realisations; per real. = sum-product + indices + rollout / {R}; "
-          f"naive = one realisation re-solved at every step)")
+    print(
+        f"(rollout = {R} realisations; per real. = sum-product + indices + rollout / {R}; "
+        f"naive = one realisation re-solved at every step)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,17 @@ class EdgeConditionedConv(nn.Module):
         self.theta = MLP(edge_features, in_features * out_features, hidden=(hidden,))
         self.root = nn.Linear(in_features, out_features)
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor,
-                edge_type: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_attr: torch.Tensor,
+        edge_type: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         src, dst = edge_index
-        weight = self.theta(edge_attr).view(-1, self.in_features, self.out_features)  # [distinct edges, in, out]
+        weight = self.theta(edge_attr).view(
+            -1, self.in_features, self.out_features
+        )  # [distinct edges, in, out]
         if edge_type is not None:
             weight = weight[edge_type]  # [E, in, out]
         message = torch.einsum("bei,eio->beo", x[:, src], weight)  # [B, E, out]
@@ -40,16 +47,23 @@ class EdgeConditionedConv(nn.Module):
 class EdgeGNN(nn.Module):
     """``layers`` edge-conditioned convolutions with ReLU, then a linear read-out per node: [B, n, out]."""
 
-    def __init__(self, in_features: int, edge_features: int, out_features: int = 1, hidden: int = 64,
-                 layers: int = 2):
+    def __init__(
+        self, in_features: int, edge_features: int, out_features: int = 1, hidden: int = 64, layers: int = 2
+    ):
         super().__init__()
         sizes = [in_features] + [hidden] * layers
-        self.convs = nn.ModuleList(EdgeConditionedConv(a, b, edge_features, hidden)
-                                   for a, b in zip(sizes[:-1], sizes[1:]))
+        self.convs = nn.ModuleList(
+            EdgeConditionedConv(a, b, edge_features, hidden) for a, b in zip(sizes[:-1], sizes[1:])
+        )
         self.head = nn.Linear(hidden, out_features)
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor,
-                edge_type: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_attr: torch.Tensor,
+        edge_type: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         for conv in self.convs:
             x = torch.relu(conv(x, edge_index, edge_attr, edge_type))
         return self.head(x)

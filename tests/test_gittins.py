@@ -31,7 +31,9 @@ def random_mrf(graph: nx.Graph, K: int, rng: np.random.Generator, d: int = 3) ->
 
 def instance(graph: nx.Graph, K: int, beta: float, rng: np.random.Generator, reward=None, samples: int = 0):
     reward = np.linspace(0, 1, K) if reward is None else np.asarray(reward, float)
-    return build_instance("test", graph, random_mrf(graph, K, rng), reward, beta, rng, samples, exact=samples == 0)
+    return build_instance(
+        "test", graph, random_mrf(graph, K, rng), reward, beta, rng, samples, exact=samples == 0
+    )
 
 
 def brute_marginal(P: np.ndarray, keep: tuple[int, ...]) -> np.ndarray:
@@ -54,8 +56,13 @@ def test_binary_features_are_the_papers():
         s = cu[e] + cv[e]
         want_p = [1, x * y, x * (1 - y) + (1 - x) * y, (1 - x) * (1 - y)]
         for k in range(3):
-            want_p += [s[k], x * y * s[k], x * (1 - y) * cu[e, k] + (1 - x) * y * cv[e, k],
-                       (1 - x) * y * cu[e, k] + x * (1 - y) * cv[e, k], (1 - x) * (1 - y) * s[k]]
+            want_p += [
+                s[k],
+                x * y * s[k],
+                x * (1 - y) * cu[e, k] + (1 - x) * y * cv[e, k],
+                (1 - x) * y * cu[e, k] + x * (1 - y) * cv[e, k],
+                (1 - x) * (1 - y) * s[k],
+            ]
         assert fp[e, x, y].tolist() == want_p
 
 
@@ -76,8 +83,10 @@ def test_sum_product_matches_enumeration(K):
         P, inference = mrf.joint_table(), GraphInference(mrf, graph)
         assert np.allclose(inference.marginals(), [brute_marginal(P, (v,)) for v in range(n)])
         for u, v in graph.edges:
-            assert np.allclose(inference.pair_marginal(u, v), brute_marginal(P, (u, v)) if u < v
-                               else brute_marginal(P, (v, u)).T)
+            assert np.allclose(
+                inference.pair_marginal(u, v),
+                brute_marginal(P, (u, v)) if u < v else brute_marginal(P, (v, u)).T,
+            )
         status = np.full((2, n), -1)
         status[1, rng.choice(n, size=n // 2, replace=False)] = rng.integers(0, K, n // 2)
         for c, comp in enumerate(inference.components):
@@ -116,7 +125,9 @@ class Table:
 
 def test_leaf_index_is_expected_reward_over_one_minus_beta():
     q = np.array([[0.7, 0.3], [0.2, 0.8]])
-    idx = gittins_indices(np.array([-1, 0]), Table({1: q}, {0: np.array([0.5, 0.5])}), np.array([0.0, 1.0]), 0.8)
+    idx = gittins_indices(
+        np.array([-1, 0]), Table({1: q}, {0: np.array([0.5, 0.5])}), np.array([0.0, 1.0]), 0.8
+    )
     assert np.allclose(idx.by_parent_label[1], q[:, 1] / 0.2)
     # root with one leaf child: h(m) = E r + beta E_a[phi_c^a(m)], phi_c^a(m) = max(m, q(1|a) + beta m)
     m = np.linspace(0, 5, 500001)
@@ -171,8 +182,10 @@ def test_exact_and_monte_carlo_evaluations_agree():
         sampled = mc.reward[np.take_along_axis(mc.realisations, order, 1)].mean(0)
         assert np.abs(exact - sampled).max() < 0.02, name
     dp = solve_optimal(inst.joint, inst.frontier, inst.reward, 0.9)
-    assert np.isclose(discounted(evaluate_exact(POLICIES["optimal"](inst), inst.joint, inst.frontier, inst.reward),
-                                 0.9), dp.value)
+    assert np.isclose(
+        discounted(evaluate_exact(POLICIES["optimal"](inst), inst.joint, inst.frontier, inst.reward), 0.9),
+        dp.value,
+    )
 
 
 class Generic:
@@ -225,8 +238,18 @@ def test_sexual_network_is_sparse_heavy_tailed_and_matches_prevalence():
     assert graph.number_of_nodes() == 500 and c.shape == (500, 5)
     assert sizes[0] >= 30 and np.mean(np.array(sizes) <= 3) >= 0.4  # a few big components, many dyads/triads
     assert graph.number_of_edges() - 500 + len(sizes) <= 25  # few independent cycles
-    task = GittinsTask(blocks=[{"graph": "sexual_network", "nodes": [300, 400], "label_prior": [0.88, 0.12],
-                                "theta_scale": 0.5, "betas": [0.99]}], samples=10)
+    task = GittinsTask(
+        blocks=[
+            {
+                "graph": "sexual_network",
+                "nodes": [300, 400],
+                "label_prior": [0.88, 0.12],
+                "theta_scale": 0.5,
+                "betas": [0.99],
+            }
+        ],
+        samples=10,
+    )
     inst = task.make(0)
     assert abs(inst.inference.marginals()[:, 1].mean() - 0.12) < 1e-5
 
@@ -252,8 +275,12 @@ def test_label_distribution_must_sum_to_one():
     with pytest.raises(ValidationError, match="label_prior must sum to 1"):
         Block(graph="random_tree", label_prior=[0.5, 0.6])
     with pytest.raises(ValueError, match=r"P\(X_1 \| X_0\) must be a probability distribution"):
-        gittins_indices(np.array([-1, 0]), Table({1: np.array([[0.5, 0.6], [0.5, 0.5]])}, {0: np.array([0.5, 0.5])}),
-                        np.array([0.0, 1.0]), 0.9)
+        gittins_indices(
+            np.array([-1, 0]),
+            Table({1: np.array([[0.5, 0.6], [0.5, 0.5]])}, {0: np.array([0.5, 0.5])}),
+            np.array([0.0, 1.0]),
+            0.9,
+        )
 
 
 def test_beta_outside_unit_interval_is_refused():
@@ -286,7 +313,9 @@ def test_exact_enumeration_refuses_big_graphs():
 
 def test_exact_task_refuses_blocks_too_big_to_enumerate():
     with pytest.raises(ValueError, match=r"blocks.1 \(random_tree\) has up to 13 nodes"):
-        ExactGittinsTask(blocks=[{"graph": "random_tree", "nodes": [4, 6]}, {"graph": "random_tree", "nodes": [4, 13]}])
+        ExactGittinsTask(
+            blocks=[{"graph": "random_tree", "nodes": [4, 6]}, {"graph": "random_tree", "nodes": [4, 13]}]
+        )
 
 
 def test_dqn_component_cache_matches_a_full_evaluation():

@@ -70,10 +70,20 @@ class Preempt(Callback):
 
 def test_dqn_trains_and_resumes_exactly(tmp_path):
     """A few DQN episodes on tiny trees; a run preempted mid-training resumes to the same result."""
-    small = ["experiment=gittins_dqn", "seed=0", *QUIET, "task.blocks.0.count=2", "task.blocks.0.nodes=[6,6]",
-             "algorithm.episodes=2", "checkpoint_every_n_steps=10", "algorithm.batch_size=8"]
+    small = [
+        "experiment=gittins_dqn",
+        "seed=0",
+        *QUIET,
+        "task.blocks.0.count=2",
+        "task.blocks.0.nodes=[6,6]",
+        "algorithm.episodes=2",
+        "checkpoint_every_n_steps=10",
+        "algorithm.batch_size=8",
+    ]
     straight = run_launch(small, tmp_path / "straight")["metrics"]
-    assert straight["instances"] == 2 and {"dqn/final_discounted", "paired/gittins_minus_dqn_min"} <= set(straight)
+    assert straight["instances"] == 2 and {"dqn/final_discounted", "paired/gittins_minus_dqn_min"} <= set(
+        straight
+    )
     assert straight["paired/gittins_minus_dqn_min"] >= -1e-9  # nothing beats Gittins on a tree
     with pytest.raises(RuntimeError, match="preempted"):
         run_launch(small, tmp_path / "resumed", callbacks=[Preempt(15)])
@@ -123,6 +133,8 @@ def test_bad_edge_list_fails_before_compute(tmp_path):
     path = tmp_path / "edges.txt"
     path.write_text("0 1\n1 two three\n")
     overrides = ["experiment=gittins_exact", f"task.blocks=[{{graph: edge_list, path: '{path}'}}]"]
-    with pytest.raises(InstantiationException, match=re.escape(f"edge list {path}, line 2: expected two node names")):
+    with pytest.raises(
+        InstantiationException, match=re.escape(f"edge list {path}, line 2: expected two node names")
+    ):
         run_launch(overrides, tmp_path / "run")
     assert not (tmp_path / "run" / "metrics.json").exists()

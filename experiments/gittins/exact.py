@@ -41,8 +41,10 @@ class JointTable:
 
     def __init__(self, mrf: PairwiseMRF):
         if mrf.n > MAX_EXACT_NODES or mrf.K**mrf.n > MAX_JOINT_ENTRIES:
-            raise ValueError(f"exact enumeration needs n <= {MAX_EXACT_NODES} and K^n <= {MAX_JOINT_ENTRIES}, "
-                             f"got n={mrf.n}, K={mrf.K}")
+            raise ValueError(
+                f"exact enumeration needs n <= {MAX_EXACT_NODES} and K^n <= {MAX_JOINT_ENTRIES}, "
+                f"got n={mrf.n}, K={mrf.K}"
+            )
         self.n, self.K = mrf.n, mrf.K
         self.joint = mrf.joint_table()
         self._cache: dict[int, np.ndarray] = {}

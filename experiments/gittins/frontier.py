@@ -10,8 +10,9 @@ extends it to any label set (ties go to the smallest node id). Roots may also be
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import networkx as nx
 import numpy as np
@@ -52,13 +53,13 @@ class Frontier:
         self.is_root[self.roots] = True
 
     @classmethod
-    def designate(cls, graph: nx.Graph, expected_reward: np.ndarray) -> "Frontier":
+    def designate(cls, graph: nx.Graph, expected_reward: np.ndarray) -> Frontier:
         """Roots = the node of largest expected reward in each component (smallest id on ties)."""
         comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
         return cls(graph, np.array([c[int(np.argmax(expected_reward[c]))] for c in comps]))
 
     @classmethod
-    def given(cls, graph: nx.Graph, roots: list[int]) -> "Frontier":
+    def given(cls, graph: nx.Graph, roots: list[int]) -> Frontier:
         """Explicit roots: exactly one per connected component, each a node of the graph."""
         comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
         owner = {v: i for i, c in enumerate(comps) for v in c}
@@ -67,13 +68,17 @@ class Frontier:
             if rho not in owner:
                 raise ValueError(f"root {rho} is not a node of the graph (nodes 0..{len(owner) - 1})")
             if owner[rho] in claimed:
-                raise ValueError(f"root {rho} lies outside its component: component of node "
-                                 f"{comps[owner[rho]][0]} already has root {claimed[owner[rho]]}")
+                raise ValueError(
+                    f"root {rho} lies outside its component: component of node "
+                    f"{comps[owner[rho]][0]} already has root {claimed[owner[rho]]}"
+                )
             claimed[owner[rho]] = rho
         missing = [c[0] for i, c in enumerate(comps) if i not in claimed]
         if missing:
-            raise ValueError(f"{len(missing)} components have no root (e.g. the one holding node {missing[0]}); "
-                             f"give one root per connected component ({len(comps)} components)")
+            raise ValueError(
+                f"{len(missing)} components have no root (e.g. the one holding node {missing[0]}); "
+                f"give one root per connected component ({len(comps)} components)"
+            )
         return cls(graph, np.array([claimed[i] for i in range(len(comps))]))
 
     def allowed(self, tested: np.ndarray) -> np.ndarray:
@@ -136,6 +141,8 @@ class PriorityPolicy:
         status, n = state.status, self.tree_parent.shape[0]
         is_root = self.tree_parent < 0
         parent_label = status[:, np.where(is_root, 0, self.tree_parent)]  # [B, n]
-        score = np.where(is_root, self.root_priority, self.priority[np.arange(n), np.maximum(parent_label, 0)])
+        score = np.where(
+            is_root, self.root_priority, self.priority[np.arange(n), np.maximum(parent_label, 0)]
+        )
         eligible = state.allowed & (is_root | (parent_label >= 0))
         return one_hot_argmax(np.where(eligible, score, -np.inf))

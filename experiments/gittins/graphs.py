@@ -29,7 +29,9 @@ def check_simple(graph: nx.Graph, source: str) -> nx.Graph:
     """Refuse self-loops; return the graph relabelled to 0..n-1 (in its node order), attributes dropped."""
     loops = list(nx.selfloop_edges(graph))
     if loops:
-        raise ValueError(f"{source}: self-loop on node {loops[0][0]!r}; frontier exploration needs a simple graph")
+        raise ValueError(
+            f"{source}: self-loop on node {loops[0][0]!r}; frontier exploration needs a simple graph"
+        )
     if graph.number_of_nodes() == 0:
         raise ValueError(f"{source}: the graph has no nodes")
     index = {v: i for i, v in enumerate(graph.nodes)}
@@ -49,7 +51,9 @@ def random_recursive_tree(n: int, rng: np.random.Generator) -> nx.Graph:
 def random_forest(n: int, removed: int, rng: np.random.Generator) -> nx.Graph:
     forest = random_recursive_tree(n, rng)
     edges = list(forest.edges)
-    forest.remove_edges_from(edges[i] for i in rng.choice(len(edges), size=min(removed, len(edges)), replace=False))
+    forest.remove_edges_from(
+        edges[i] for i in rng.choice(len(edges), size=min(removed, len(edges)), replace=False)
+    )
     return forest
 
 
@@ -76,7 +80,9 @@ def read_edge_list(path: str | Path) -> nx.Graph:
         if not fields:
             continue
         if len(fields) != 2:
-            raise ValueError(f"edge list {path}, line {number}: expected two node names 'u v', got {line.strip()!r}")
+            raise ValueError(
+                f"edge list {path}, line {number}: expected two node names 'u v', got {line.strip()!r}"
+            )
         u, v = (int(f) if f.lstrip("-").isdigit() else f for f in fields)
         if u == v:
             raise ValueError(f"edge list {path}, line {number}: self-loop on node {u!r}")

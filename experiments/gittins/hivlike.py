@@ -33,13 +33,23 @@ def component_sizes(n_nodes: int, exponent: float, max_component: int, rng: np.r
     return sizes
 
 
-def sexual_contact_network(n_nodes: int, d: int, rng: np.random.Generator, exponent: float = 2.0,
-                           max_component: int = 150, chord_rate: float = 0.02,
-                           homophily: float = 0.8) -> tuple[nx.Graph, np.ndarray]:
+def sexual_contact_network(
+    n_nodes: int,
+    d: int,
+    rng: np.random.Generator,
+    exponent: float = 2.0,
+    max_component: int = 150,
+    chord_rate: float = 0.02,
+    homophily: float = 0.8,
+) -> tuple[nx.Graph, np.ndarray]:
     """A forest-like contact graph on nodes 0..n_nodes-1 and its binary covariates [n, d]."""
     graph = nx.Graph()
     for size in component_sizes(n_nodes, exponent, max_component, rng):
-        part = nx.barabasi_albert_graph(size, 1, seed=int(rng.integers(2**31))) if size > 1 else nx.empty_graph(1)
+        part = (
+            nx.barabasi_albert_graph(size, 1, seed=int(rng.integers(2**31)))
+            if size > 1
+            else nx.empty_graph(1)
+        )
         chords = [e for e in nx.non_edges(part)] if size > 3 else []
         k = min(rng.poisson(chord_rate * size), len(chords))
         part.add_edges_from(chords[i] for i in rng.choice(len(chords), size=k, replace=False))
@@ -55,8 +65,9 @@ def sexual_contact_network(n_nodes: int, d: int, rng: np.random.Generator, expon
     return graph, c
 
 
-def planted_theta(d: int, K: int, rng: np.random.Generator, theta_scale: float = 0.5,
-                  clustering: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+def planted_theta(
+    d: int, K: int, rng: np.random.Generator, theta_scale: float = 0.5, clustering: float = 2.0
+) -> tuple[np.ndarray, np.ndarray]:
     """theta_u, theta_p ~ N(0, theta_scale^2), with ``clustering`` added to the 'both positive' weight."""
     nu, npair = n_theta(K, d)
     theta_u = rng.normal(0.0, theta_scale, size=nu)

@@ -35,8 +35,13 @@ def _normalise(t: np.ndarray) -> np.ndarray:
 class ComponentTree:
     """Sum-product on a tree decomposition of one connected component (local node ids 0..n_c-1)."""
 
-    def __init__(self, mrf: PairwiseMRF, nodes: np.ndarray, graph: nx.Graph,
-                 layout: tuple[list[tuple[int, ...]], list[int]] | None = None):
+    def __init__(
+        self,
+        mrf: PairwiseMRF,
+        nodes: np.ndarray,
+        graph: nx.Graph,
+        layout: tuple[list[tuple[int, ...]], list[int]] | None = None,
+    ):
         self.nodes = np.asarray(nodes)  # [n_c] global ids, increasing
         self.K = mrf.K
         local = {int(v): i for i, v in enumerate(self.nodes)}
@@ -45,8 +50,10 @@ class ComponentTree:
         self.bags, self.parent = layout
         width = max(len(b) for b in self.bags)
         if self.K**width > MAX_BAG_ENTRIES:
-            raise ValueError(f"component of {len(self.nodes)} nodes has a bag of {width} variables "
-                             f"({self.K}^{width} entries): too dense for exact inference")
+            raise ValueError(
+                f"component of {len(self.nodes)} nodes has a bag of {width} variables "
+                f"({self.K}^{width} entries): too dense for exact inference"
+            )
         # separator positions of bag b inside b and inside its parent
         self.sep_in_bag, self.sep_in_parent = [()], [()]
         for b in range(1, len(self.bags)):
@@ -87,8 +94,10 @@ class ComponentTree:
                     order.append(nb)
                     queue.append(nb)
         index = {bag: i for i, bag in enumerate(order)}
-        return ([tuple(sorted(bag)) for bag in order],
-                [-1 if parent_of[bag] is None else index[parent_of[bag]] for bag in order])
+        return (
+            [tuple(sorted(bag)) for bag in order],
+            [-1 if parent_of[bag] is None else index[parent_of[bag]] for bag in order],
+        )
 
     def _potentials(self, mrf: PairwiseMRF, local: dict[int, int]) -> list[np.ndarray]:
         """exp(sum of the factors assigned to each bag), each factor to the first bag holding its scope."""
@@ -185,8 +194,11 @@ class ComponentTree:
                 continue
             table = np.moveaxis(beliefs[b][0], list(sep), list(range(len(sep))))
             table = table.reshape(K ** len(sep), K ** len(new))  # [sep configs, new configs]
-            s = (np.ravel_multi_index(tuple(x[:, bag[i]] for i in sep), (K,) * len(sep))
-                 if sep else np.zeros(R, dtype=np.int64))
+            s = (
+                np.ravel_multi_index(tuple(x[:, bag[i]] for i in sep), (K,) * len(sep))
+                if sep
+                else np.zeros(R, dtype=np.int64)
+            )
             cum = np.cumsum(table[s], axis=1)  # [R, K^new]
             pick = (cum < rng.random(R)[:, None] * cum[:, -1:]).sum(1)
             pick = np.minimum(pick, cum.shape[1] - 1)
@@ -218,7 +230,7 @@ class GraphInference:
                 self._marginals[c.nodes] = c.marginals(c.calibrate())[0]
         return self._marginals
 
-    def reweighted(self, mrf: PairwiseMRF) -> "GraphInference":
+    def reweighted(self, mrf: PairwiseMRF) -> GraphInference:
         """The same decompositions with new potentials (same graph)."""
         return GraphInference(mrf, self.graph, [(c.bags, c.parent) for c in self.components])
 

@@ -51,13 +51,15 @@ class Instance:
         return JointTable(self.mrf)
 
 
-def match_label_prior(mrf: PairwiseMRF, inference: GraphInference, prior: np.ndarray, tol: float = 1e-6,
-                      max_iter: int = 500) -> tuple[PairwiseMRF, GraphInference]:
+def match_label_prior(
+    mrf: PairwiseMRF, inference: GraphInference, prior: np.ndarray, tol: float = 1e-6, max_iter: int = 500
+) -> tuple[PairwiseMRF, GraphInference]:
     """Shift every node's unary log-potential by b_a so the mean marginal over nodes equals ``prior``.
 
     Damped iterative scaling: b_a += eta (log prior_a - log mean_v P(X_v = a)), halving eta whenever
     the error grows (strong couplings make the mean marginal steep in b).
     """
+
     def error(inf: GraphInference) -> float:
         return float(np.max(np.abs(np.log(inf.marginals().mean(0) / prior))))
 
@@ -66,7 +68,9 @@ def match_label_prior(mrf: PairwiseMRF, inference: GraphInference, prior: np.nda
         mean = inference.marginals().mean(0)
         if np.max(np.abs(mean - prior)) < tol:
             return mrf, inference
-        trial = PairwiseMRF(unary=mrf.unary + eta * np.log(prior / mean), edges=mrf.edges, pairwise=mrf.pairwise)
+        trial = PairwiseMRF(
+            unary=mrf.unary + eta * np.log(prior / mean), edges=mrf.edges, pairwise=mrf.pairwise
+        )
         trial_inference = inference.reweighted(trial)
         trial_error = error(trial_inference)
         if trial_error < best:
@@ -74,17 +78,39 @@ def match_label_prior(mrf: PairwiseMRF, inference: GraphInference, prior: np.nda
         else:
             eta /= 2
     mean = inference.marginals().mean(0)
-    raise ValueError(f"could not match the label prior {prior.tolist()} (mean marginals {mean.round(4).tolist()})")
+    raise ValueError(
+        f"could not match the label prior {prior.tolist()} (mean marginals {mean.round(4).tolist()})"
+    )
 
 
-def build_instance(name: str, graph: nx.Graph, mrf: PairwiseMRF, reward: np.ndarray, beta: float,
-                   rng: np.random.Generator, samples: int, exact: bool, roots: list[int] | None = None,
-                   label_prior: np.ndarray | None = None) -> Instance:
+def build_instance(
+    name: str,
+    graph: nx.Graph,
+    mrf: PairwiseMRF,
+    reward: np.ndarray,
+    beta: float,
+    rng: np.random.Generator,
+    samples: int,
+    exact: bool,
+    roots: list[int] | None = None,
+    label_prior: np.ndarray | None = None,
+) -> Instance:
     inference = GraphInference(mrf, graph)
     if label_prior is not None:
         mrf, inference = match_label_prior(mrf, inference, np.asarray(label_prior, dtype=np.float64))
-    frontier = (Frontier.given(graph, roots) if roots is not None
-                else Frontier.designate(graph, inference.marginals() @ reward))
+    frontier = (
+        Frontier.given(graph, roots)
+        if roots is not None
+        else Frontier.designate(graph, inference.marginals() @ reward)
+    )
     realisations = None if exact else inference.sample(samples, rng)
-    return Instance(name=name, graph=graph, mrf=mrf, reward=np.asarray(reward, dtype=np.float64), beta=beta,
-                    frontier=frontier, inference=inference, realisations=realisations)
+    return Instance(
+        name=name,
+        graph=graph,
+        mrf=mrf,
+        reward=np.asarray(reward, dtype=np.float64),
+        beta=beta,
+        frontier=frontier,
+        inference=inference,
+        realisations=realisations,
+    )

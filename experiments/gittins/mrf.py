@@ -75,7 +75,9 @@ class PairwiseMRF:
 
     def joint_table(self) -> np.ndarray:
         """The normalised joint P(x) as an array of shape [K]*n, by enumeration (tiny n only)."""
-        x = np.array(list(itertools.product(range(self.K), repeat=self.n)), dtype=np.int64).reshape(-1, self.n)
+        x = np.array(list(itertools.product(range(self.K), repeat=self.n)), dtype=np.int64).reshape(
+            -1, self.n
+        )
         logp = self.log_potential(x)
         p = np.exp(logp - logp.max())
         return (p / p.sum()).reshape((self.K,) * self.n)
@@ -99,8 +101,9 @@ def pairwise_features(K: int, cu: np.ndarray, cv: np.ndarray) -> np.ndarray:
     s = (cu + cv)[:, None, None, :]  # [m, 1, 1, d]
     hi = (x > y)[None, :, :, None] * cu[:, None, None, :] + (y > x)[None, :, :, None] * cv[:, None, None, :]
     lo = (x < y)[None, :, :, None] * cu[:, None, None, :] + (y < x)[None, :, :, None] * cv[:, None, None, :]
-    per_cov = np.stack([np.broadcast_to(s, hi.shape), pos[None, :, :, None] * s, hi, lo,
-                        neg[None, :, :, None] * s], axis=-1)  # [m, K, K, d, 5]
+    per_cov = np.stack(
+        [np.broadcast_to(s, hi.shape), pos[None, :, :, None] * s, hi, lo, neg[None, :, :, None] * s], axis=-1
+    )  # [m, K, K, d, 5]
     return np.concatenate([head, per_cov.reshape(m, K, K, 5 * cu.shape[1])], axis=-1)
 
 
@@ -109,8 +112,9 @@ def n_theta(K: int, d: int) -> tuple[int, int]:
     return (1 + d) * K, 4 + 5 * d
 
 
-def covariate_mrf(graph: nx.Graph, covariates: np.ndarray, theta_u: np.ndarray, theta_p: np.ndarray,
-                  K: int) -> PairwiseMRF:
+def covariate_mrf(
+    graph: nx.Graph, covariates: np.ndarray, theta_u: np.ndarray, theta_p: np.ndarray, K: int
+) -> PairwiseMRF:
     """The covariate-parameterised MRF on ``graph`` (nodes 0..n-1, covariates [n, d])."""
     c = np.asarray(covariates, dtype=np.float64)
     edges = np.array(sorted((min(u, v), max(u, v)) for u, v in graph.edges()), dtype=np.int64).reshape(-1, 2)

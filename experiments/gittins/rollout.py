@@ -43,8 +43,13 @@ def rollout_priority(policy: PriorityPolicy, labels: np.ndarray, frontier: Front
     return order
 
 
-def rollout(policy: Policy, labels: np.ndarray, frontier: Frontier, inference: GraphInference,
-            rng: np.random.Generator) -> np.ndarray:
+def rollout(
+    policy: Policy,
+    labels: np.ndarray,
+    frontier: Frontier,
+    inference: GraphInference,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Tested node sequence of ``policy`` on realisations ``labels`` [R, n] -> [R, n] node ids."""
     if isinstance(policy, PriorityPolicy):
         return rollout_priority(policy, labels, frontier)

@@ -11,18 +11,31 @@ wrong length or a prior not summing to 1 (pydantic, at config validation), and, 
 built, an edge list that does not parse, a self-loop, roots that are not one per component.
 """
 
-
 from typing import Annotated, ClassVar, Literal
 
 import networkx as nx
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, FilePath, NonNegativeInt, PositiveInt, model_validator, validate_call
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    NonNegativeInt,
+    PositiveInt,
+    model_validator,
+    validate_call,
+)
 
 from experiments.base import InstanceDataset, Task
 from experiments.gittins.exact import MAX_EXACT_NODES, MAX_JOINT_ENTRIES
 from experiments.gittins.frontier import Frontier
-from experiments.gittins.graphs import (bundled_graph, random_forest, random_recursive_tree, read_edge_list,
-                                        tree_plus_edges)
+from experiments.gittins.graphs import (
+    bundled_graph,
+    random_forest,
+    random_recursive_tree,
+    read_edge_list,
+    tree_plus_edges,
+)
 from experiments.gittins.hivlike import planted_theta, sexual_contact_network
 from experiments.gittins.instance import Instance, build_instance
 from experiments.gittins.mrf import covariate_mrf, n_theta
@@ -46,7 +59,9 @@ class Block(BaseModel):
     theta_scale: Annotated[float, Field(gt=0)] = 1.0  # theta ~ N(0, theta_scale^2)
     removed_edges: tuple[NonNegativeInt, NonNegativeInt] = (1, 2)  # forest: tree edges deleted, range
     extra_edges: NonNegativeInt = 0  # tree_plus_edges: random extra edges
-    name: Literal["karate_club", "florentine_families", "davis_southern_women", "les_miserables"] | None = None
+    name: Literal["karate_club", "florentine_families", "davis_southern_women", "les_miserables"] | None = (
+        None
+    )
     path: FilePath | None = None  # edge_list: the file
     roots: list[NonNegativeInt] | None = None  # fixed graphs: one designated root per component
     label_prior: list[float] | None = None  # match the mean node marginal to this distribution
@@ -70,7 +85,9 @@ class Block(BaseModel):
         if (self.graph == "edge_list") != (self.path is not None):
             raise ValueError("`path` (an edge-list file) goes with graph=edge_list and only with it")
         if self.roots is not None and self.graph not in FIXED:
-            raise ValueError(f"explicit roots need a fixed graph ({', '.join(FIXED)}), not graph={self.graph}")
+            raise ValueError(
+                f"explicit roots need a fixed graph ({', '.join(FIXED)}), not graph={self.graph}"
+            )
         return self
 
     def fixed_graph(self) -> nx.Graph:
@@ -82,8 +99,13 @@ class GittinsTask(Task):
     exact_only: ClassVar[bool] = False  # refuse blocks too big to enumerate
 
     @validate_call
-    def __init__(self, blocks: Annotated[list[Block], Field(min_length=1)], samples: PositiveInt = 200,
-                 exact_up_to: Annotated[int, Field(ge=0, le=MAX_EXACT_NODES)] = MAX_EXACT_NODES, seed: int = 0):
+    def __init__(
+        self,
+        blocks: Annotated[list[Block], Field(min_length=1)],
+        samples: PositiveInt = 200,
+        exact_up_to: Annotated[int, Field(ge=0, le=MAX_EXACT_NODES)] = MAX_EXACT_NODES,
+        seed: int = 0,
+    ):
         super().__init__(seed)
         self.blocks, self.samples, self.exact_up_to = blocks, samples, exact_up_to
         self.fixed = {}  # block index -> parsed graph, checked now (before any compute)
@@ -94,12 +116,18 @@ class GittinsTask(Task):
                     Frontier.given(graph, block.roots)
                 self.fixed[b] = graph
         self.starts = np.cumsum([0] + [block.count for block in blocks])
-        sizes = [self.fixed[b].number_of_nodes() if b in self.fixed else block.nodes[1] for b, block in enumerate(blocks)]
+        sizes = [
+            self.fixed[b].number_of_nodes() if b in self.fixed else block.nodes[1]
+            for b, block in enumerate(blocks)
+        ]
         self.max_nodes = max(sizes)
         for b, (block, n) in enumerate(zip(blocks, sizes)):
             if self.exact_only and (n > exact_up_to or block.labels**n > MAX_JOINT_ENTRIES):
-                raise ValueError(f"blocks.{b} ({block.graph}) has up to {n} nodes and {block.labels} labels: this task "
-                                 f"enumerates every instance (n <= exact_up_to = {exact_up_to}, K^n <= {MAX_JOINT_ENTRIES})")
+                raise ValueError(
+                    f"blocks.{b} ({block.graph}) has up to {n} nodes and {block.labels} labels: this task "
+                    f"enumerates every instance (n <= exact_up_to = {exact_up_to}, "
+                    f"K^n <= {MAX_JOINT_ENTRIES})"
+                )
 
     def __len__(self) -> int:
         return int(self.starts[-1])
@@ -116,7 +144,9 @@ class GittinsTask(Task):
         elif block.graph == "random_tree":
             graph = random_recursive_tree(n, rng)
         elif block.graph == "forest":
-            graph = random_forest(n, int(rng.integers(block.removed_edges[0], block.removed_edges[1] + 1)), rng)
+            graph = random_forest(
+                n, int(rng.integers(block.removed_edges[0], block.removed_edges[1] + 1)), rng
+            )
         else:
             graph = tree_plus_edges(n, block.extra_edges, rng)
         c = rng.integers(0, 2, size=(graph.number_of_nodes(), d))
@@ -129,12 +159,22 @@ class GittinsTask(Task):
         rng = self.rng(index, 0)
         graph, c, (theta_u, theta_p) = self._graph(b, block, rng)
         K, n = block.labels, graph.number_of_nodes()
-        reward = np.asarray(block.reward if block.reward is not None else np.arange(K) / (K - 1), dtype=np.float64)
+        reward = np.asarray(
+            block.reward if block.reward is not None else np.arange(K) / (K - 1), dtype=np.float64
+        )
         exact = n <= self.exact_up_to and K**n <= MAX_JOINT_ENTRIES
         return build_instance(
-            name=f"{block.graph}[{j}]", graph=graph, mrf=covariate_mrf(graph, c, theta_u, theta_p, K),
-            reward=reward, beta=block.betas[j % len(block.betas)], rng=self.rng(index, 1), samples=self.samples,
-            exact=exact, roots=block.roots, label_prior=block.label_prior)
+            name=f"{block.graph}[{j}]",
+            graph=graph,
+            mrf=covariate_mrf(graph, c, theta_u, theta_p, K),
+            reward=reward,
+            beta=block.betas[j % len(block.betas)],
+            rng=self.rng(index, 1),
+            samples=self.samples,
+            exact=exact,
+            roots=block.roots,
+            label_prior=block.label_prior,
+        )
 
     def instances(self) -> InstanceDataset:
         return InstanceDataset(len(self), self.make)
@@ -145,4 +185,3 @@ class ExactGittinsTask(GittinsTask):
 
     offers = ("frontier_exploration", "frontier_exploration_exact")
     exact_only = True
-

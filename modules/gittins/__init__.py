@@ -1,1 +1,4 @@
-"""Adaptive frontier exploration on graphs (Choo et al., arXiv:2505.21671), method side: the Gittins index policy, its baselines and their evaluation."""
+"""Adaptive frontier exploration on graphs (Choo et al., arXiv:2505.21671), method side.
+
+The Gittins index policy, its baselines (greedy, random, exact DP, GNN DQN) and their evaluation.
+"""

@@ -66,8 +66,15 @@ class IndexComplexity(AtlasModule):
         for v in np.flatnonzero(parent >= 0):
             fresh.conditional(int(v), int(parent[v]))
         oracle_seconds = time.perf_counter() - start
-        self.record(index, n=inst.n, K=inst.K, seconds=min(seconds), oracle_seconds=oracle_seconds,
-                    oracle_calls=oracle.calls, peak_floats=indices.peak_floats)
+        self.record(
+            index,
+            n=inst.n,
+            K=inst.K,
+            seconds=min(seconds),
+            oracle_seconds=oracle_seconds,
+            oracle_calls=oracle.calls,
+            peak_floats=indices.peak_floats,
+        )
 
     def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
         n, K = rows["n"], rows["K"]
@@ -84,7 +91,12 @@ class IndexComplexity(AtlasModule):
         fig = Figure(figsize=(5, 3.8))
         ax = fig.subplots()
         ax.loglog(n, rows["seconds"], "o-", label=f"indices (slope {out['complexity/slope']:.2f})")
-        ax.loglog(n, rows["oracle_seconds"], "s--", label=f"sum-product oracle (slope {out['complexity/oracle_slope']:.2f})")
+        ax.loglog(
+            n,
+            rows["oracle_seconds"],
+            "s--",
+            label=f"sum-product oracle (slope {out['complexity/oracle_slope']:.2f})",
+        )
         ax.set(xlabel="nodes n", ylabel="seconds", title="Gittins index computation on random trees")
         ax.grid(alpha=0.3, which="both")
         ax.legend()

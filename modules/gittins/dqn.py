@@ -11,8 +11,9 @@ acts epsilon-greedily over the frontier; the TD target masks invalid actions,
 with gamma = beta, a replay buffer, and a target network synchronised every ``target_every``
 episodes (epsilon x ``epsilon_decay`` per episode). Every instance gets ``episodes`` episodes,
 interleaved (the graphs and MRFs are known to every policy); each episode's labels are a fresh
-exact sample from the instance's MRF, never the evaluation realisations. After training, ``test_step`` is the paired
-evaluation of :class:`~modules.gittins.solver.FrontierPolicies` with ``dqn`` among the policies.
+exact sample from the instance's MRF, never the evaluation realisations. After training,
+``test_step`` is the paired evaluation of :class:`~modules.gittins.solver.FrontierPolicies` with
+``dqn`` among the policies.
 
 Lightning: one ``training_step`` = one environment step + one gradient step (automatic
 optimisation; no step until the buffer holds a batch). DDP: every rank runs its own episodes and
@@ -56,7 +57,9 @@ class GraphInputs:
         table = mrf.pairwise[inside] - mrf.pairwise[inside].mean((1, 2), keepdims=True)  # [m, x_u, x_v]
         table = np.pad(table, ((0, 0), (0, pad), (0, pad)))
         self.edge_index = torch.tensor(np.stack([np.concatenate([u, v]), np.concatenate([v, u])]))  # [2, 2m]
-        attr = np.concatenate([table.transpose(0, 2, 1), table]).reshape(-1, K * K)  # oriented [x_target, x_source]
+        attr = np.concatenate([table.transpose(0, 2, 1), table]).reshape(
+            -1, K * K
+        )  # oriented [x_target, x_source]
         self.edge_attr = torch.tensor(attr, dtype=torch.float32)  # [2m, K^2]
 
     def features(self, status: np.ndarray) -> torch.Tensor:
@@ -84,8 +87,9 @@ def union(inputs: list[GraphInputs], statuses: list[np.ndarray]) -> tuple[torch.
 def q_values(net, inputs: GraphInputs, status: np.ndarray) -> torch.Tensor:
     """Q(s, v) for B statuses of one instance: [B, n], on the network's device."""
     device = next(net.parameters()).device
-    return net(inputs.features(status).to(device), inputs.edge_index.to(device),
-               inputs.edge_attr.to(device)).squeeze(-1)
+    return net(
+        inputs.features(status).to(device), inputs.edge_index.to(device), inputs.edge_attr.to(device)
+    ).squeeze(-1)
 
 
 class DQNPolicy:
@@ -109,7 +113,9 @@ class DQNPolicy:
             for c in np.unique(self.component[nodes]):
                 r = np.unique(rows[self.component[nodes] == c])
                 idx, inputs = self.parts[c]
-                self.q[np.ix_(r, idx)] = q_values(self.net, inputs, status[np.ix_(r, idx)]).double().cpu().numpy()
+                self.q[np.ix_(r, idx)] = (
+                    q_values(self.net, inputs, status[np.ix_(r, idx)]).double().cpu().numpy()
+                )
         else:
             self.q = q_values(self.net, self.whole, status).double().cpu().numpy()
         self.status = status.copy()
@@ -121,13 +127,23 @@ class FrontierDQN(FrontierPolicies):
     models = ("edge_gnn",)
     stages = ("fit", "test")
 
-    def __init__(self, task, model=None,
-                 policies: Annotated[list[Literal["dqn", "gittins", "greedy", "random", "optimal"]],
-                                     Field(min_length=1)] = ("dqn", "gittins", "greedy", "random"),
-                 budgets: list[Annotated[float, Field(gt=0, le=1)]] = (0.1, 0.25, 0.5),
-                 episodes: PositiveInt = 50, buffer_size: PositiveInt = 10000, batch_size: PositiveInt = 32,
-                 lr: PositiveFloat = 1e-3, epsilon: Probability = 1.0, epsilon_final: Probability = 0.05,
-                 epsilon_decay: Annotated[float, Field(gt=0, le=1)] = 0.995, target_every: PositiveInt = 10):
+    def __init__(
+        self,
+        task,
+        model=None,
+        policies: Annotated[
+            list[Literal["dqn", "gittins", "greedy", "random", "optimal"]], Field(min_length=1)
+        ] = ("dqn", "gittins", "greedy", "random"),
+        budgets: list[Annotated[float, Field(gt=0, le=1)]] = (0.1, 0.25, 0.5),
+        episodes: PositiveInt = 50,
+        buffer_size: PositiveInt = 10000,
+        batch_size: PositiveInt = 32,
+        lr: PositiveFloat = 1e-3,
+        epsilon: Probability = 1.0,
+        epsilon_final: Probability = 0.05,
+        epsilon_decay: Annotated[float, Field(gt=0, le=1)] = 0.995,
+        target_every: PositiveInt = 10,
+    ):
         super().__init__(task, model, policies=policies, budgets=budgets)
         self.save_hyperparameters(ignore=["task", "model"])
         self.train_set = [task.make(i) for i in range(len(task))]
@@ -157,8 +173,12 @@ class FrontierDQN(FrontierPolicies):
         if self.env is None:
             i = self.episode % len(self.train_set)
             inst = self.train_set[i]
-            self.env = {"instance": i, "labels": inst.inference.sample(1, self.rng)[0],
-                        "status": np.full(inst.n, -1), "allowed": inst.frontier.is_root.copy()}
+            self.env = {
+                "instance": i,
+                "labels": inst.inference.sample(1, self.rng)[0],
+                "status": np.full(inst.n, -1),
+                "allowed": inst.frontier.is_root.copy(),
+            }
         env = self.env
         inst = self.train_set[env["instance"]]
         status, allowed = env["status"], env["allowed"]
@@ -172,10 +192,14 @@ class FrontierDQN(FrontierPolicies):
         nxt[v] = env["labels"][v]
         done = bool(np.all(nxt >= 0))
         pad = self.task.max_nodes - inst.n
-        self.buffer.add(instance=np.array([env["instance"]]), action=np.array([v]),
-                        reward=np.array([inst.reward[nxt[v]]]), done=np.array([done]),
-                        status=np.pad(status, (0, pad), constant_values=-1)[None],
-                        next_status=np.pad(nxt, (0, pad), constant_values=-1)[None])
+        self.buffer.add(
+            instance=np.array([env["instance"]]),
+            action=np.array([v]),
+            reward=np.array([inst.reward[nxt[v]]]),
+            done=np.array([done]),
+            status=np.pad(status, (0, pad), constant_values=-1)[None],
+            next_status=np.pad(nxt, (0, pad), constant_values=-1)[None],
+        )
         inst.frontier.advance(allowed[None], np.array([v]), (nxt >= 0)[None])
         env["status"] = nxt
         if done:
@@ -189,23 +213,28 @@ class FrontierDQN(FrontierPolicies):
         dev, rows = self.device, range(len(batch["action"]))
         insts = [self.train_set[i] for i in batch["instance"]]
         inputs = [self.inputs[i] for i in batch["instance"]]
-        status = [batch["status"][r, :inst.n] for r, inst in zip(rows, insts)]
-        nxt = [batch["next_status"][r, :inst.n] for r, inst in zip(rows, insts)]
+        status = [batch["status"][r, : inst.n] for r, inst in zip(rows, insts)]
+        nxt = [batch["next_status"][r, : inst.n] for r, inst in zip(rows, insts)]
         x, edge_index, edge_attr, edge_type = (t.to(dev) for t in union(inputs, status))
         start = torch.as_tensor(np.cumsum([0] + [inst.n for inst in insts])[:-1], device=dev)
         q = self.net(x, edge_index, edge_attr, edge_type)[0, :, 0]  # [N] all nodes of all graphs
         q_sa = q[start + torch.as_tensor(batch["action"], device=dev)]
         with torch.no_grad():
             q_next = self.target(union(inputs, nxt)[0].to(dev), edge_index, edge_attr, edge_type)[0, :, 0]
-            allowed = torch.as_tensor(np.concatenate([inst.frontier.allowed(s >= 0)[0] for inst, s in zip(insts, nxt)]),
-                                      device=dev)
-            owner = torch.repeat_interleave(torch.arange(len(insts), device=dev),
-                                            torch.as_tensor([inst.n for inst in insts], device=dev))
+            allowed = torch.as_tensor(
+                np.concatenate([inst.frontier.allowed(s >= 0)[0] for inst, s in zip(insts, nxt)]), device=dev
+            )
+            owner = torch.repeat_interleave(
+                torch.arange(len(insts), device=dev), torch.as_tensor([inst.n for inst in insts], device=dev)
+            )
             best = torch.full((len(insts),), -torch.inf, device=dev).scatter_reduce(
-                0, owner, torch.where(allowed, q_next, -torch.inf), reduce="amax")
+                0, owner, torch.where(allowed, q_next, -torch.inf), reduce="amax"
+            )
             done = torch.as_tensor(batch["done"], device=dev)
             beta = torch.as_tensor([inst.beta for inst in insts], dtype=torch.float32, device=dev)
-            y = torch.as_tensor(batch["reward"], dtype=torch.float32, device=dev) + beta * torch.where(done, 0.0, best)
+            y = torch.as_tensor(batch["reward"], dtype=torch.float32, device=dev) + beta * torch.where(
+                done, 0.0, best
+            )
         return F.mse_loss(q_sa, y)
 
     def training_step(self, step, batch_idx):
@@ -221,9 +250,17 @@ class FrontierDQN(FrontierPolicies):
     # the launcher loads checkpoints with weights_only=True) ---------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["frontier_dqn"] = _convert({"rng": self.rng.bit_generator.state, "buffer": self.buffer.state_dict(),
-                                               "episode": self.episode, "epsilon": self.epsilon, "env": self.env},
-                                              np.ndarray, torch.from_numpy)
+        checkpoint["frontier_dqn"] = _convert(
+            {
+                "rng": self.rng.bit_generator.state,
+                "buffer": self.buffer.state_dict(),
+                "episode": self.episode,
+                "epsilon": self.epsilon,
+                "env": self.env,
+            },
+            np.ndarray,
+            torch.from_numpy,
+        )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)

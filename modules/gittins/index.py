@@ -66,8 +66,10 @@ class GittinsIndices:
 def _check_distribution(q: np.ndarray, K: int, what: str) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
     if q.shape[-1] != K or q.min() < 0 or np.abs(q.sum(-1) - 1.0).max() > 1e-9:
-        raise ValueError(f"{what} must be a probability distribution over {K} labels "
-                         f"(non-negative, summing to 1); got {np.round(q, 6).tolist()}")
+        raise ValueError(
+            f"{what} must be a probability distribution over {K} labels "
+            f"(non-negative, summing to 1); got {np.round(q, 6).tolist()}"
+        )
     return q
 
 
@@ -91,8 +93,9 @@ def _segment(grid: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.searchsorted(grid[:-1], points, side="right") - 1
 
 
-def _retirement_functions(q: np.ndarray, kids: list[tuple[np.ndarray, np.ndarray]], r: np.ndarray,
-                          beta: float, B: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _retirement_functions(
+    q: np.ndarray, kids: list[tuple[np.ndarray, np.ndarray]], r: np.ndarray, beta: float, B: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Build phi_v^sigma for every row sigma of ``q`` [S, K] from the children's (grid, slopes).
 
     Returns the indices M [S], and phi's grid x [L] and slopes D [S, L-1].
@@ -138,8 +141,9 @@ def _leaf_functions(q: np.ndarray, r: np.ndarray, beta: float, B: float) -> tupl
     return M, x, np.where(x[:, None, 1:] <= M[:, :, None], beta, 1.0)
 
 
-def gittins_indices(parent: np.ndarray, oracle: ConditionalOracle, reward: np.ndarray,
-                    beta: float) -> GittinsIndices:
+def gittins_indices(
+    parent: np.ndarray, oracle: ConditionalOracle, reward: np.ndarray, beta: float
+) -> GittinsIndices:
     """All Gittins indices of a rooted forest (``parent[v] = -1`` marks the roots).
 
     Post-order dynamic programme: each node's phi_v^sigma (every parent label sigma at once) from
@@ -162,8 +166,12 @@ def gittins_indices(parent: np.ndarray, oracle: ConditionalOracle, reward: np.nd
     live: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     leaves = [v for v in range(n) if parent[v] >= 0 and not children[v]]
     if leaves:  # about half the nodes of a random tree: all at once
-        q = np.stack([_check_distribution(oracle.conditional(v, parent[v]), K, f"P(X_{v} | X_{parent[v]})")
-                      for v in leaves])
+        q = np.stack(
+            [
+                _check_distribution(oracle.conditional(v, parent[v]), K, f"P(X_{v} | X_{parent[v]})")
+                for v in leaves
+            ]
+        )
         M, x, D = _leaf_functions(q, r, beta, B)
         by_parent_label[leaves] = M
         live = {v: (x[i], D[i]) for i, v in enumerate(leaves)}

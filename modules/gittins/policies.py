@@ -25,7 +25,9 @@ class GittinsPolicy(PriorityPolicy):
 
     def __init__(self, instance: Instance):
         parent = tree_parents(instance.graph, instance.frontier.roots)
-        self.indices: GittinsIndices = gittins_indices(parent, instance.inference, instance.reward, instance.beta)
+        self.indices: GittinsIndices = gittins_indices(
+            parent, instance.inference, instance.reward, instance.beta
+        )
         super().__init__(parent, self.indices.by_parent_label, self.indices.root)
 
 
@@ -64,8 +66,11 @@ class OptimalPolicy:
         for mask in np.unique(masks):
             rows = np.flatnonzero(masks == mask)
             nodes = nodes_of(int(mask))
-            history = (np.ravel_multi_index(tuple(state.status[rows][:, nodes].T), (self.K,) * len(nodes))
-                       if nodes else np.zeros(len(rows), dtype=np.int64))
+            history = (
+                np.ravel_multi_index(tuple(state.status[rows][:, nodes].T), (self.K,) * len(nodes))
+                if nodes
+                else np.zeros(len(rows), dtype=np.int64)
+            )
             out[rows, self.solution.action[int(mask)][history]] = 1.0
         return out
 

@@ -12,7 +12,6 @@ reward ("positives" for binary labels) found with half the nodes tested.
 A solver: no training. Under DDP the instances shard over ranks; ``summarize`` sees all of them.
 """
 
-
 import time
 from typing import Annotated, ClassVar, Literal
 
@@ -29,7 +28,9 @@ from modules.gittins.policies import POLICIES
 PolicyName = Literal["gittins", "greedy", "random", "optimal"]
 
 
-def policy_steps(policy, instance: Instance, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+def policy_steps(
+    policy, instance: Instance, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Expected reward of each step [n], and the per-realisation rewards [R, n] (None when exact)."""
     if instance.exact:
         return evaluate_exact(policy, instance.joint, instance.frontier, instance.reward), None
@@ -44,9 +45,13 @@ class FrontierPolicies(AtlasModule):
     models = ("none",)
     stages = ("test",)
 
-    def __init__(self, task, model=None,
-                 policies: Annotated[list[PolicyName], Field(min_length=1)] = ("gittins", "greedy", "random"),
-                 budgets: list[Annotated[float, Field(gt=0, le=1)]] = (0.1, 0.25, 0.5)):
+    def __init__(
+        self,
+        task,
+        model=None,
+        policies: Annotated[list[PolicyName], Field(min_length=1)] = ("gittins", "greedy", "random"),
+        budgets: list[Annotated[float, Field(gt=0, le=1)]] = (0.1, 0.25, 0.5),
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         self.policies, self.budgets = list(policies), list(budgets)
@@ -60,24 +65,34 @@ class FrontierPolicies(AtlasModule):
         discount = inst.beta ** np.arange(n)
         rng = np.random.default_rng([self.task.seed, index, 2])  # randomised policies' coin flips
         half = int(np.ceil(n / 2))
-        row = {"n": n, "beta": inst.beta, "labels": inst.K, "exact": float(inst.exact),
-               "forest": float(inst.is_forest)}
+        row = {
+            "n": n,
+            "beta": inst.beta,
+            "labels": inst.K,
+            "exact": float(inst.exact),
+            "forest": float(inst.is_forest),
+        }
         sampled = {}
         for name in self.policies:
             start = time.perf_counter()
             policy = self.make_policy(name, inst)
             steps, rewards = policy_steps(policy, inst, rng)
             disc, undisc = np.cumsum(steps * discount), np.cumsum(steps)
-            row |= {f"{name}/discounted": disc[-1], f"{name}/undiscounted": undisc[-1],
-                    f"{name}/found_at_half": undisc[half - 1] / undisc[-1] if undisc[-1] > 0 else 1.0,
-                    f"{name}/positives_at_half": undisc[half - 1],
-                    f"{name}/curve_discounted": np.pad(disc, (0, width - n), mode="edge"),
-                    f"{name}/curve_undiscounted": np.pad(undisc, (0, width - n), mode="edge"),
-                    f"{name}/seconds": time.perf_counter() - start}
+            row |= {
+                f"{name}/discounted": disc[-1],
+                f"{name}/undiscounted": undisc[-1],
+                f"{name}/found_at_half": undisc[half - 1] / undisc[-1] if undisc[-1] > 0 else 1.0,
+                f"{name}/positives_at_half": undisc[half - 1],
+                f"{name}/curve_discounted": np.pad(disc, (0, width - n), mode="edge"),
+                f"{name}/curve_undiscounted": np.pad(undisc, (0, width - n), mode="edge"),
+                f"{name}/seconds": time.perf_counter() - start,
+            }
             for f in self.budgets:
                 k = max(1, int(np.ceil(f * n)))
-                row |= {f"{name}/discounted_at_{round(100 * f)}pct": disc[k - 1],
-                        f"{name}/undiscounted_at_{round(100 * f)}pct": undisc[k - 1]}
+                row |= {
+                    f"{name}/discounted_at_{round(100 * f)}pct": disc[k - 1],
+                    f"{name}/undiscounted_at_{round(100 * f)}pct": undisc[k - 1],
+                }
             if rewards is not None:
                 sampled[name] = rewards @ discount  # [R] discounted reward per realisation
             if name == "gittins":
@@ -93,13 +108,18 @@ class FrontierPolicies(AtlasModule):
                 else:
                     d = sampled["gittins"] - sampled[other]
                     diff, var, count = d.mean(), d.var(ddof=1), len(d)
-                row |= {f"paired/gittins_minus_{other}": diff, f"paired/gittins_minus_{other}_var": var,
-                        f"paired/gittins_minus_{other}_count": count}
+                row |= {
+                    f"paired/gittins_minus_{other}": diff,
+                    f"paired/gittins_minus_{other}_var": var,
+                    f"paired/gittins_minus_{other}_count": count,
+                }
         self.record(index, **row)
 
     def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
         out = {"instances": len(rows["n"]), "instances/exact": rows["exact"].sum()}
-        budget_keys = [f"{kind}_at_{round(100 * f)}pct" for f in self.budgets for kind in ("discounted", "undiscounted")]
+        budget_keys = [
+            f"{kind}_at_{round(100 * f)}pct" for f in self.budgets for kind in ("discounted", "undiscounted")
+        ]
         for name in self.policies:
             out[f"{name}/final_discounted"] = rows[f"{name}/discounted"].mean()
             out[f"{name}/final_undiscounted"] = rows[f"{name}/undiscounted"].mean()
@@ -112,8 +132,9 @@ class FrontierPolicies(AtlasModule):
             forest = (rows["forest"] > 0) & (rows["exact"] > 0)
             if forest.any():  # Whittle's V = Phi_roots(0) against exact evaluation of the index policy
                 v = rows["gittins/discounted"][forest]
-                out["gittins/index_value_gap"] = np.max(np.abs(rows["gittins/index_value"][forest] - v)
-                                                        / np.maximum(1.0, v))
+                out["gittins/index_value_gap"] = np.max(
+                    np.abs(rows["gittins/index_value"][forest] - v) / np.maximum(1.0, v)
+                )
         self._plot(rows)
         return out
 
@@ -147,7 +168,7 @@ class FrontierPolicies(AtlasModule):
         return out
 
     def _plot(self, rows: dict[str, np.ndarray]) -> None:
-        """Mean reward after k tests, per policy (curves of smaller instances are held at their final value)."""
+        """Mean reward after k tests per policy (smaller instances' curves hold their final value)."""
         fig = Figure(figsize=(10, 3.8))
         axes = fig.subplots(1, 2)
         k = np.arange(1, self.task.max_nodes + 1)
