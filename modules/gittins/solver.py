@@ -107,7 +107,7 @@ class FrontierPolicies(AtlasModule):
                     diff, var, count = row["gittins/discounted"] - row[f"{other}/discounted"], 0.0, 1
                 else:
                     d = sampled["gittins"] - sampled[other]
-                    diff, var, count = d.mean(), d.var(ddof=1), len(d)
+                    diff, var, count = d.mean(), d.var(ddof=min(1, len(d) - 1)), len(d)
                 row |= {
                     f"paired/gittins_minus_{other}": diff,
                     f"paired/gittins_minus_{other}_var": var,
@@ -174,7 +174,8 @@ class FrontierPolicies(AtlasModule):
         k = np.arange(1, self.task.max_nodes + 1)
         for name in self.policies:
             for ax, kind in zip(axes, ("discounted", "undiscounted")):
-                ax.plot(k, rows[f"{name}/curve_{kind}"].mean(0), label=name)
+                style = "--" if name == "optimal" else "-"  # it coincides with Gittins on forests
+                ax.plot(k, rows[f"{name}/curve_{kind}"].mean(0), style, label=name)
         for ax, kind in zip(axes, ("discounted", "undiscounted")):
             ax.set(xlabel="tests k", ylabel=f"expected {kind} reward", title=f"{kind} reward after k tests")
             ax.grid(alpha=0.3)
