@@ -79,16 +79,11 @@ def test_bad_pair_ids():
         AdPairs(pair_ids=[0, 40])
 
 
-# ---- the offline LLM ---------------------------------------------------------------------
-def report(metrics, tmp_path, name):
-    """Keep the measured figures visible in the test log (exploratory claims may fail)."""
-    print(name, json.dumps({c["id"]: (c["value"], c["passed"]) for c in metrics["claims"]}))
-
-
+# ---- the offline LLM (exploratory claims: their verdicts are in metrics.json and the method doc;
+# ---- the tests check what must hold regardless: the runs complete and write their artefacts) ----
 @pytest.mark.llm
 def test_decoupled_generation_llm(tmp_path):
     metrics = run_launch(["experiment=naiad_decoupled_gen"], tmp_path)
-    report(metrics, tmp_path, "decoupled")
     assert metrics["metrics"]["naiad/gen_rows_written"] == 40
     assert len(read_jsonl(tmp_path / "naiad_rows.jsonl")) == 40
     assert (tmp_path / "plots" / "quadrants.png").exists()
@@ -99,7 +94,6 @@ def test_decoupled_generation_llm(tmp_path):
 @pytest.mark.llm
 def test_icl_llm(tmp_path):
     metrics = run_launch(["experiment=naiad_icl"], tmp_path)
-    report(metrics, tmp_path, "icl")
     assert metrics["metrics"]["naiad/icl_generations"] == 32
 
 
@@ -115,7 +109,6 @@ def test_strategies_llm(tmp_path):
 @pytest.mark.llm
 def test_sft_llm(tmp_path):
     metrics = run_launch(["experiment=naiad_sft"], tmp_path / "sft")      # trains on the committed pipeline rows
-    report(metrics, tmp_path, "sft")
     assert metrics["metrics"]["naiad/sft_loss_last_epoch"] < metrics["metrics"]["naiad/sft_loss_first_epoch"]
     assert not list((tmp_path / "sft" / "checkpoints").glob("*.ckpt")) or all(
         p.stat().st_size < 50e6 for p in (tmp_path / "sft" / "checkpoints").glob("*.ckpt"))   # LoRA weights only

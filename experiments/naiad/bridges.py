@@ -14,7 +14,6 @@ random) filled with a random (query, ad) pair from the seed set, so the family -
 is the planted label a clustering should recover. Replica i is drawn from ``self.rng(i)``.
 """
 
-
 import re
 from typing import Annotated
 

@@ -7,7 +7,6 @@ two systems and contrast [1, -1]: the A - B difference under a halo that favours
 Trial i is built from ``self.rng(i)`` only, so trials shard over devices.
 """
 
-
 from typing import Annotated
 
 import numpy as np

@@ -16,7 +16,6 @@ family is our reconstruction [R] (see ``modules/naiad/estimators.py`` and ``labe
 A solver: no training; under DDP the trials shard over ranks and ``summarize`` sees all of them.
 """
 
-
 from typing import Annotated, Literal
 
 import numpy as np
