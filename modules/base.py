@@ -33,6 +33,24 @@ def _identity(item: Any) -> Any:
     return item
 
 
+def arrays_to_tensors(tree: Any) -> Any:
+    """NumPy arrays -> tensors in nested dicts/lists: checkpoints load with ``weights_only=True``."""
+    if isinstance(tree, dict):
+        return {k: arrays_to_tensors(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(arrays_to_tensors(v) for v in tree)
+    return torch.from_numpy(tree.copy()) if isinstance(tree, np.ndarray) else tree
+
+
+def tensors_to_arrays(tree: Any) -> Any:
+    """The inverse of :func:`arrays_to_tensors`."""
+    if isinstance(tree, dict):
+        return {k: tensors_to_arrays(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(tensors_to_arrays(v) for v in tree)
+    return tree.numpy() if isinstance(tree, torch.Tensor) else tree
+
+
 class AtlasModule(pl.LightningModule):
     """Base class of every method. Subclasses set ``needs``, ``models`` and ``stages``."""
 
@@ -108,18 +126,17 @@ class AtlasModule(pl.LightningModule):
 
     # ---- exact resume: RNG states ride along in the checkpoint ----------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        np_state = np.random.get_state()
-        checkpoint["rng"] = {
+        checkpoint["rng"] = arrays_to_tensors({
             "python": random.getstate(),
-            "numpy": (np_state[0], np_state[1].tolist(), *np_state[2:]),
+            "numpy": np.random.get_state(),
             "torch": torch.get_rng_state(),
-        }
+        })
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        rng = checkpoint.get("rng")
-        if rng is None:
+        if "rng" not in checkpoint:
             return
-        random.setstate(tuple(rng["python"][0:1]) + (tuple(rng["python"][1]),) + tuple(rng["python"][2:]))
-        name, keys, *rest = rng["numpy"]
-        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
+        rng = checkpoint["rng"]
+        version, state, gauss = rng["python"]
+        random.setstate((version, tuple(state), gauss))
+        np.random.set_state(tensors_to_arrays(rng["numpy"]))
         torch.set_rng_state(rng["torch"])

@@ -1,6 +1,7 @@
 """A uniform experience-replay buffer (numpy ring buffer) shared by the RL learners."""
 
 import numpy as np
+import torch
 
 
 class ReplayBuffer:
@@ -8,7 +9,8 @@ class ReplayBuffer:
 
     ``add(**arrays)`` takes a batch of transitions (all arrays share their first dimension);
     ``sample(n, rng)`` returns a dict of ``n`` uniformly drawn transitions. ``state_dict`` /
-    ``load_state_dict`` let a learner carry the buffer in its checkpoint.
+    ``load_state_dict`` let a learner carry the buffer in its checkpoint (as tensors: checkpoints
+    load with ``weights_only=True``, which refuses numpy arrays).
     """
 
     def __init__(self, capacity: int):
@@ -35,12 +37,13 @@ class ReplayBuffer:
 
     def state_dict(self) -> dict:
         return {"capacity": self.capacity, "size": self.size, "cursor": self.cursor,
-                "data": {k: v[:self.size] for k, v in self.data.items()}}
+                "data": {k: torch.from_numpy(v[:self.size].copy()) for k, v in self.data.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.capacity, self.size, self.cursor = state["capacity"], state["size"], state["cursor"]
         self.data = {}
-        if state["data"]:
-            self.data = {k: np.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype) for k, v in state["data"].items()}
-            for k, v in state["data"].items():
+        saved = {k: np.asarray(v) for k, v in state["data"].items()}
+        if saved:
+            self.data = {k: np.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype) for k, v in saved.items()}
+            for k, v in saved.items():
                 self.data[k][:self.size] = v

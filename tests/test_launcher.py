@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.errors import HydraException
 
 from modules.runtime.config import ConfigError, validate
@@ -136,3 +137,15 @@ def test_broken_wandb_never_loses_metrics(tmp_path):
     cli(*FAST, "logger=wandb", f"hydra.run.dir={tmp_path / 'run'}", env=env)
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["claims"]
     assert "falling back to CSV" in (tmp_path / "run" / "launch.log").read_text()
+
+
+# ---- checkpoints -------------------------------------------------------------------------------
+def test_a_finished_learner_keeps_last_checkpoint_and_reruns_without_training(tmp_path):
+    tiny = ["experiment=gittins_dqn", "logger=none", "task.blocks.0.count=2", "task.blocks.0.nodes=[6,6]",
+            "algorithm.episodes=2", "algorithm.batch_size=8", "checkpoint_every_n_steps=5"]
+    first = run_launch(tiny, tmp_path)
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert last.exists() and not (tmp_path / "checkpoints" / "on_exception.ckpt").exists()
+    steps = torch.load(last, weights_only=True)["global_step"]
+    assert run_launch(tiny, tmp_path)["metrics"] == first["metrics"]      # resumed: nothing left to train
+    assert torch.load(last, weights_only=True)["global_step"] == steps

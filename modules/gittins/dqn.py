@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from experiments.gittins.frontier import FrontierState, one_hot_argmax
 from experiments.gittins.instance import Instance
+from modules.base import arrays_to_tensors, tensors_to_arrays
 from modules.buffers import ReplayBuffer
 from modules.gittins.solver import FrontierPolicies
 
@@ -250,28 +251,20 @@ class FrontierDQN(FrontierPolicies):
     # the launcher loads checkpoints with weights_only=True) ---------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
-        checkpoint["frontier_dqn"] = _convert(
+        checkpoint["frontier_dqn"] = arrays_to_tensors(
             {
                 "rng": self.rng.bit_generator.state,
                 "buffer": self.buffer.state_dict(),
                 "episode": self.episode,
                 "epsilon": self.epsilon,
                 "env": self.env,
-            },
-            np.ndarray,
-            torch.from_numpy,
+            }
         )
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
-        state = _convert(checkpoint["frontier_dqn"], torch.Tensor, lambda t: t.numpy())
+        state = tensors_to_arrays(checkpoint["frontier_dqn"])
         self.rng.bit_generator.state = state["rng"]
         self.buffer.load_state_dict(state["buffer"])
         self.episode, self.epsilon, self.env = state["episode"], state["epsilon"], state["env"]
 
-
-def _convert(tree, kind: type, fn):
-    """Apply ``fn`` to every ``kind`` leaf of nested dicts."""
-    if isinstance(tree, dict):
-        return {k: _convert(v, kind, fn) for k, v in tree.items()}
-    return fn(tree) if isinstance(tree, kind) else tree

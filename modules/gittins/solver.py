@@ -12,7 +12,6 @@ reward ("positives" for binary labels) found with half the nodes tested.
 A solver: no training. Under DDP the instances shard over ranks; ``summarize`` sees all of them.
 """
 
-import time
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
@@ -74,7 +73,6 @@ class FrontierPolicies(AtlasModule):
         }
         sampled = {}
         for name in self.policies:
-            start = time.perf_counter()
             policy = self.make_policy(name, inst)
             steps, rewards = policy_steps(policy, inst, rng)
             disc, undisc = np.cumsum(steps * discount), np.cumsum(steps)
@@ -85,7 +83,6 @@ class FrontierPolicies(AtlasModule):
                 f"{name}/positives_at_half": undisc[half - 1],
                 f"{name}/curve_discounted": np.pad(disc, (0, width - n), mode="edge"),
                 f"{name}/curve_undiscounted": np.pad(undisc, (0, width - n), mode="edge"),
-                f"{name}/seconds": time.perf_counter() - start,
             }
             for f in self.budgets:
                 k = max(1, int(np.ceil(f * n)))
@@ -123,7 +120,7 @@ class FrontierPolicies(AtlasModule):
         for name in self.policies:
             out[f"{name}/final_discounted"] = rows[f"{name}/discounted"].mean()
             out[f"{name}/final_undiscounted"] = rows[f"{name}/undiscounted"].mean()
-            for key in ("found_at_half", "positives_at_half", "seconds", *budget_keys):
+            for key in ("found_at_half", "positives_at_half", *budget_keys):
                 out[f"{name}/{key}"] = rows[f"{name}/{key}"].mean()
         if "optimal" in self.policies:
             out |= self._gaps_to_optimal(rows)

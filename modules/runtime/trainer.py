@@ -1,7 +1,8 @@
 """Trainer and logger from the ``hardware``/``logger`` groups.
 
 * Checkpoints go to ``<run_dir>/checkpoints`` (deterministic, so a rerun or a SLURM requeue of the
-  same job directory resumes from ``last.ckpt``); an exception also writes ``last.ckpt``.
+  same job directory resumes from the newest checkpoint); an exception writes
+  ``on_exception.ckpt`` at the step it happened, and ``last.ckpt`` survives a finished run.
 * Preemption has one owner: submitit (USR2 + ``max_num_timeout`` in ``hardware/slurm.yaml``)
   requeues; Lightning's ``SLURMEnvironment`` runs with ``auto_requeue=False``.
 * W&B is offline unless ``WANDB_MODE``/``logger.mode`` says otherwise; if W&B cannot start, the run
@@ -55,8 +56,20 @@ def finish_logger(logger: Logger | bool) -> None:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    path = run_dir / "checkpoints" / "last.ckpt"
-    return path if path.exists() else None
+    """The newest of the periodic ``last.ckpt`` and the crash-time ``on_exception.ckpt``."""
+    found = [p for p in (run_dir / "checkpoints").glob("*.ckpt") if p.stem in ("last", "on_exception")]
+    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+
+
+class SaveFinalState(Callback):
+    """Make ``last.ckpt`` the final training state (periodic saves can stop short of the end): a
+    finished learner's weights are kept, and a rerun of the run directory trains nothing more."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.save_checkpoint(self.path)
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, logger: Logger | bool,
@@ -74,7 +87,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger: Logger | bool,
         callbacks=[
             ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
                             every_n_train_steps=cfg.checkpoint_every_n_steps),
-            OnExceptionCheckpoint(dirpath=ckpt_dir, filename="last"),
+            SaveFinalState(ckpt_dir / "last.ckpt"),
+            OnExceptionCheckpoint(dirpath=ckpt_dir),          # on_exception.ckpt, removed after success
             *callbacks,
         ],
     )
