@@ -114,7 +114,7 @@ def locate(target: str) -> Any:
 def check_signature(node: DictConfig, key: str) -> None:
     """Validate ``node``'s keyword arguments against its ``_target_``'s annotated signature."""
     target = locate(node._target_)
-    params = inspect.signature(target).parameters
+    params = inspect.signature(target, eval_str=True).parameters   # also under `from __future__ import annotations`
     skip = set(INJECTED.get(key, ())) | {"self"}
     fields, open_kwargs = {}, False
     for name, p in params.items():
