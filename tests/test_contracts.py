@@ -200,3 +200,94 @@ def test_coin_exact_preset(tmp_path, seed):
     metrics = result["metrics"]
     assert metrics["coin/coop_welfare"] == pytest.approx(11.6134, abs=1e-4)
     assert 0.15 < metrics["coin/payment_share"] < 0.2
+
+
+# ---- shared building blocks ------------------------------------------------------------------------
+def test_ensemble_members_are_independent_networks():
+    import functools
+
+    import torch
+
+    from modules.buffers import ReplayBuffer
+    from modules.nets import MLP, Ensemble
+
+    torch.manual_seed(0)
+    ensemble = Ensemble(functools.partial(MLP, 5, 3, hidden=[8]), 4)
+    x = torch.randn(4, 7, 5)
+    for i in range(4):
+        member = MLP(5, 3, hidden=[8])
+        member.load_state_dict({name: p[i] for name, p in zip(ensemble.names, ensemble.stacked)})
+        torch.testing.assert_close(ensemble(x)[i], member(x[i]))
+    ensemble(x)[1].sum().backward()                              # member 1's loss moves only member 1
+    assert all(p.grad[[0, 2, 3]].abs().sum() == 0 and p.grad[1].abs().sum() > 0 for p in ensemble.stacked)
+    buffer = ReplayBuffer(5)
+    buffer.add(s=np.arange(3), done=np.zeros(3, dtype=bool))
+    buffer.add(s=np.arange(3, 7), done=np.ones(4, dtype=bool))    # wraps around
+    restored = ReplayBuffer(1)
+    restored.load_state_dict(buffer.state_dict())
+    assert len(restored) == 5 and sorted(restored.data["s"]) == [2, 3, 4, 5, 6]
+
+
+# ---- learners: mechanics on tiny budgets (the claims are the slow tests below) ----------------------
+def test_tree_dqn_runs(tmp_path):
+    result = run_launch(["experiment=contracts_tree_dqn", "task.n_instances=1", "algorithm.seeds=1",
+                         "algorithm.updates=60", "algorithm.eval_every=30"], tmp_path)
+    metrics = result["metrics"]
+    assert {"tree/utility_ratio", "tree/accuracy", "tree_xi0/utility_ratio"} <= set(metrics)
+    assert 0 <= metrics["tree/accuracy"] <= 1 and metrics["tree/utility_ratio"] <= 1 + 1e-6
+    assert (tmp_path / "plots" / "tree_learning_curves.png").exists()
+
+
+def test_coin_dqn_runs(tmp_path):
+    result = run_launch(["experiment=contracts_coin_dqn", "task.n_instances=1", "algorithm.updates=40",
+                         "algorithm.validation_updates=30", "algorithm.eval_every=20"], tmp_path)
+    metrics = result["metrics"]
+    assert metrics["coin_rl/coop_welfare_dp"] == pytest.approx(11.6134, abs=1e-4)
+    assert 0 <= metrics["coin_rl/validation_followed"] <= 1
+    assert 0 < metrics["coin_rl/welfare"] <= metrics["coin_rl/coop_welfare_dp"] + 1e-9   # nothing beats the optimum
+    assert metrics["coin_rl/sharing_proportion"] == pytest.approx(metrics["coin_rl/validation_payment_share"])
+    assert (tmp_path / "plots" / "coin_learning.png").exists()
+
+
+def test_coin_baseline_runs(tmp_path):
+    result = run_launch(["task=contracts_coin_game", "model=mlp", "algorithm=contracts_coin_sharing",
+                         "experiment=contracts_coin_exact", "algorithm.updates=30"], tmp_path)
+    assert 0 < result["metrics"]["coin_baseline/welfare_ratio"] < 1
+    assert result["claims"] == []                                    # the exact preset's claims do not apply
+
+
+def test_coin_7x7_preset_composes_and_validates():
+    from hydra.utils import instantiate
+
+    from modules.runtime.config import validate
+    from tests.helpers import compose_config
+
+    cfg = compose_config(["experiment=contracts_coin_7x7"])
+    validate(cfg)
+    assert cfg.trainer.accelerator.value == "gpu" and cfg.task.size == 7 and cfg.task.horizon == 50
+    assert instantiate(cfg.task, seed=0).spec.n_states == 7 ** 6 * 2
+
+
+def test_bad_learner_config_fails_before_compute(tmp_path):
+    from modules.runtime.config import ConfigError
+
+    with pytest.raises(ConfigError, match="algorithm.xi"):
+        run_launch(["experiment=contracts_coin_dqn", "algorithm.xi=-0.1"], tmp_path)
+    with pytest.raises(ValueError, match="two-action closed form"):
+        run_launch(["experiment=contracts_tree_dqn", "task.generator=random", "task.actions=[3,3]",
+                    "task.outcomes=[2,2]"], tmp_path)
+
+
+# ---- claims 2 and 4 (slow) ----------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tree_dqn_preset(tmp_path, seed):
+    result = run_launch(["experiment=contracts_tree_dqn", f"seed={seed}"], tmp_path)
+    assert all(c["passed"] for c in result["claims"]), result["claims"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_coin_dqn_preset(tmp_path, seed):
+    result = run_launch(["experiment=contracts_coin_dqn", f"seed={seed}"], tmp_path)
+    assert all(c["passed"] for c in result["claims"]), result["claims"]

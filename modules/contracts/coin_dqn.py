@@ -138,19 +138,17 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
         if phase == "train":
             s, t = self.games.observe()
             with torch.no_grad():
-                greedy = self.principal_q(features(self.spec, s, t)).argmax(-1).numpy()
+                greedy = self.principal_q(features(self.spec, s, t)).argmax(-1).cpu().numpy()
             explore = self.rng.random(greedy.shape) < self.epsilon(i, length)
             a = np.where(explore, self.rng.integers(0, 4, greedy.shape), greedy)          # recommended = played
             r, s2, done = self.games.play(a)
             store(self.buffer, s, t, a, r, s2, done)
-            buffer, loss_of = self.buffer, self.principal_loss
+            full = len(self.buffer) >= hp.batch_size
+            loss = self.principal_loss(self.buffer.sample(hp.batch_size, self.rng)) if full else None
         else:
-            learner = self.learners[phase]
-            learner.collect(self.games, self.epsilon(i, length), self.rng)
-            buffer, loss_of = learner.dqn.buffer, learner.loss
-        if len(buffer) >= hp.batch_size:
-            self.update(k, phase, loss_of(buffer.sample(hp.batch_size, self.rng)))
-        self.lr_schedulers()[k].step()
+            loss = self.learners[phase].step(self.games, self.epsilon(i, length), self.rng, hp.batch_size)
+        if loss is not None:
+            self.update(k, phase, loss)
         if (i + 1) % hp.target_every == 0:
             self.sync_targets(phase)
         if (i + 1) % hp.eval_every == 0 or i + 1 == length:
@@ -174,6 +172,7 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
         self.manual_backward(loss)
         self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
         optimizer.step()
+        self.lr_schedulers()[k].step()
         self.log(f"train/loss_{phase}", loss.item() / self.n_replicas, prog_bar=True)
 
     def sync_targets(self, phase: str) -> None:
@@ -187,17 +186,18 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
     def principal_q(self, x: torch.Tensor, target: bool = False) -> torch.Tensor:
         """q(o_i, ·) for inputs [R, N, 2, F]   -> [R, N, 2, 4]."""
         R, N = x.shape[:2]
-        return (self.principal_target if target else self.principal)(x.reshape(R, 2 * N, -1)).reshape(R, N, 2, 4)
+        net = self.principal_target if target else self.principal
+        return net(x.to(self.device).reshape(R, 2 * N, -1)).reshape(R, N, 2, 4)
 
     def agent_q(self, x: torch.Tensor, others: torch.Tensor, target: bool = False) -> torch.Tensor:
         """Q̄(o_i, · | a_-i) for inputs [R, N, 2, F] and the others' actions [R, N, 2]   -> [R, N, 2, 4]."""
         R, N = x.shape[:2]
-        inputs = torch.cat([x, one_hot(others)], -1).reshape(R, 2 * N, -1)
+        inputs = torch.cat([x.to(self.device), one_hot(others, self.device)], -1).reshape(R, 2 * N, -1)
         return (self.agent_target if target else self.agent)(inputs).reshape(R, N, 2, 4)
 
     def principal_loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
         hp, gamma = self.hparams, self.spec.gamma
-        s, t, a, r, s2, live = unpack(batch)                                             # [R, B], [R, B, 2]
+        s, t, a, r, s2, live = unpack(batch, self.device)                                # [R, B], [R, B, 2]
         x, x2 = features(self.spec, s, t), features(self.spec, s2, t + 1)
         with torch.no_grad():
             a2 = self.principal_q(x2).argmax(-1)                                         # a'    [R, B, 2]
@@ -221,9 +221,9 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
         H, S = rec.shape[1:3]
         t, s = np.divmod(np.arange(H * S), S)
         x = features(self.spec, s, t).expand(R, -1, -1, -1)
-        a = torch.as_tensor(rec.reshape(R, H * S, 2))
+        a = torch.as_tensor(rec.reshape(R, H * S, 2).astype(np.int64), device=self.device)
         pay = observed_action_payments(self.agent_q(x, other(a)), self.hparams.xi).gather(-1, a[..., None])
-        return rec, pay.squeeze(-1).reshape(R, H, S, 2).double().numpy()
+        return rec, pay.squeeze(-1).reshape(R, H, S, 2).cpu().numpy()
 
     # ---- exact evaluation -----------------------------------------------------------------------------
     def evaluate_phase(self, phase: str) -> dict[str, np.ndarray]:

@@ -28,19 +28,19 @@ N_MOVES = 4
 KINDS = ("contract", "selfish", "sharing")
 
 
-def features(spec: CoinGameSpec, state: np.ndarray, t: np.ndarray) -> torch.Tensor:
+def features(spec: CoinGameSpec, state: np.ndarray, t: np.ndarray, device=None) -> torch.Tensor:
     """Per-agent inputs of states [...] at times [...] (t clipped to H - 1)   [..., 2, 4 n² + H]."""
     grids = torch.from_numpy(observe(spec, state.reshape(-1)).reshape(*state.shape, 2, -1))
     clock = F.one_hot(torch.as_tensor(np.minimum(t, spec.horizon - 1)), spec.horizon).float()
-    return torch.cat([grids, clock[..., None, :].expand(*state.shape, 2, spec.horizon)], -1)
+    return torch.cat([grids, clock[..., None, :].expand(*state.shape, 2, spec.horizon)], -1).to(device)
 
 
 def feature_size(spec: CoinGameSpec) -> int:
     return 4 * spec.cells + spec.horizon
 
 
-def one_hot(a: torch.Tensor | np.ndarray) -> torch.Tensor:
-    return F.one_hot(torch.as_tensor(a), N_MOVES).float()
+def one_hot(a: torch.Tensor | np.ndarray, device=None) -> torch.Tensor:
+    return F.one_hot(torch.as_tensor(a, device=device).long(), N_MOVES).float()
 
 
 def exact_play(model: CoinModel, start: np.ndarray, policy: np.ndarray, paid: np.ndarray) -> dict:
@@ -57,9 +57,9 @@ def greedy_tables(spec: CoinGameSpec, q_of, chunk: int = 8192) -> np.ndarray:
     """A greedy policy at every (t, s): ``q_of(features [N, 2, F], t [N], s [N])`` returns Q-values
     [R, N, 2, 4] of R replicas   -> actions [R, H, S, 2]."""
     t, s = np.divmod(np.arange(spec.horizon * spec.n_states), spec.n_states)
-    parts = [q_of(features(spec, s[k:k + chunk], t[k:k + chunk]), t[k:k + chunk], s[k:k + chunk]).argmax(-1).numpy()
+    parts = [q_of(features(spec, s[k:k + chunk], t[k:k + chunk]), t[k:k + chunk], s[k:k + chunk]).argmax(-1).cpu().numpy()
              for k in range(0, t.size, chunk)]
-    return np.concatenate(parts, 1).reshape(parts[0].shape[0], spec.horizon, spec.n_states, 2)
+    return np.concatenate(parts, 1).reshape(parts[0].shape[0], spec.horizon, spec.n_states, 2).astype(np.int8)
 
 
 class Games:
@@ -103,12 +103,13 @@ def store(buffer: ReplayBuffer, s, t, a, r, s2, done: bool) -> None:
                done=np.full(s.shape[1], done))
 
 
-def unpack(batch: dict[str, np.ndarray]):
-    """A sampled batch as replica-major arrays: s, t, s2 [R, B]; a, r [R, B, 2] tensors; live [1, B]."""
+def unpack(batch: dict[str, np.ndarray], device=None):
+    """A sampled batch as replica-major arrays: s, t, s2 [R, B]; tensors a, r [R, B, 2] and live [1, B]."""
     s, s2 = batch["s"].T, batch["s2"].T
     t = np.broadcast_to(batch["t"][None], s.shape)
-    a, r = torch.as_tensor(batch["a"].transpose(1, 0, 2)), torch.as_tensor(batch["r"].transpose(1, 0, 2)).float()
-    live = 1.0 - torch.as_tensor(batch["done"], dtype=torch.float32)[None, :]
+    a = torch.as_tensor(batch["a"].transpose(1, 0, 2), device=device)
+    r = torch.as_tensor(batch["r"].transpose(1, 0, 2), device=device).float()
+    live = 1.0 - torch.as_tensor(batch["done"], dtype=torch.float32, device=device)[None, :]
     return s, t, a, r, s2, live
 
 
@@ -121,16 +122,20 @@ class IndependentDQN(nn.Module):
         self.q_target = copy.deepcopy(self.q).requires_grad_(False)
         self.buffer = ReplayBuffer(buffer_size)
 
+    @property
+    def device(self) -> torch.device:
+        return self.q.stacked[0].device
+
     def values(self, x: torch.Tensor, target: bool = False) -> torch.Tensor:
         """Q-values of inputs [R, N, 2, in]   -> [R, N, 2, 4]."""
         R, N = x.shape[:2]
-        members = x.permute(0, 2, 1, 3).reshape(2 * R, N, -1)                  # member (r, i) sees x[r, :, i]
+        members = x.to(self.device).permute(0, 2, 1, 3).reshape(2 * R, N, -1)                  # member (r, i) sees x[r, :, i]
         out = (self.q_target if target else self.q)(members)
         return out.reshape(R, 2, N, N_MOVES).permute(0, 2, 1, 3)
 
     @torch.no_grad()
     def act(self, x: torch.Tensor, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-        greedy = self.values(x).argmax(-1).numpy()                               # [R, N, 2]
+        greedy = self.values(x).argmax(-1).cpu().numpy()                         # [R, N, 2]
         explore = rng.random(greedy.shape) < epsilon
         return np.where(explore, rng.integers(0, N_MOVES, greedy.shape), greedy)
 
@@ -163,8 +168,9 @@ class LearnerPhase(nn.Module):
         return self.rec[np.arange(s.shape[0])[:, None], np.minimum(t, self.spec.horizon - 1), s]
 
     def inputs(self, s: np.ndarray, t: np.ndarray) -> torch.Tensor:
-        x = features(self.spec, s, t)
-        return torch.cat([x, one_hot(self.recommendation(s, t))], -1) if self.kind == "contract" else x
+        device = self.dqn.device
+        x = features(self.spec, s, t, device)
+        return torch.cat([x, one_hot(self.recommendation(s, t), device)], -1) if self.kind == "contract" else x
 
     def reward(self, s: np.ndarray, t: np.ndarray, a: np.ndarray, r: np.ndarray) -> np.ndarray:
         """Game rewards r [R, N, 2] plus what this world pays on top."""
@@ -180,8 +186,15 @@ class LearnerPhase(nn.Module):
         r, s2, done = games.play(a)
         store(self.dqn.buffer, s, t, a, self.reward(s, t, a, r), s2, done)
 
+    def step(self, games: Games, epsilon: float, rng: np.random.Generator, batch_size: int) -> torch.Tensor | None:
+        """Play one step of every game and return the TD loss of a replay batch (None until it fills)."""
+        self.collect(games, epsilon, rng)
+        if len(self.dqn.buffer) < batch_size:
+            return None
+        return self.loss(self.dqn.buffer.sample(batch_size, rng))
+
     def loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
-        s, t, a, r, s2, live = unpack(batch)
+        s, t, a, r, s2, live = unpack(batch, self.dqn.device)
         return self.dqn.loss(self.inputs(s, t), a, r, self.inputs(s2, t + 1), live, self.spec.gamma)
 
     @torch.no_grad()
@@ -193,7 +206,7 @@ class LearnerPhase(nn.Module):
             tt, ss = np.broadcast_to(t, (R, t.size)), np.broadcast_to(s, (R, s.size))
             x = x.expand(R, *x.shape)
             if self.kind == "contract":
-                x = torch.cat([x, one_hot(self.recommendation(ss, tt))], -1)
+                x = torch.cat([x, one_hot(self.recommendation(ss, tt), x.device)], -1)
             return self.dqn.values(x)
 
         actions = greedy_tables(self.spec, q_of)                                 # [R, H, S, 2]

@@ -24,7 +24,7 @@ their gradients -- data-parallel RL; evaluation shards the trees over ranks.
 """
 
 import copy
-from typing import Annotated
+from typing import Annotated, Literal
 
 import matplotlib
 import numpy as np
@@ -42,6 +42,8 @@ from modules.nets import Ensemble
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 def pad(arrays: list[np.ndarray], size: int) -> np.ndarray:
@@ -68,10 +70,12 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
 
     def __init__(self, task, model=None, seeds: PositiveInt = 3, updates: PositiveInt = 4000,
                  env_steps: PositiveInt = 8, batch_size: PositiveInt = 128, lr: PositiveFloat = 1e-3,
-                 lr_final: PositiveFloat = 1e-4, epsilon: Annotated[float, Field(ge=0, le=1)] = 1.0,
-                 epsilon_final: Annotated[float, Field(ge=0, le=1)] = 0.0, target_every: PositiveInt = 100,
+                 lr_final: PositiveFloat = 1e-4, epsilon: Fraction = 1.0, epsilon_final: Fraction = 0.0,
+                 target_every: PositiveInt = 100,
                  xi: NonNegativeFloat = 0.02, ablation_xi: NonNegativeFloat | None = 0.0,
-                 buffer_size: PositiveInt = 100000, eval_every: PositiveInt = 250):
+                 agent_head: Literal["action", "outcome"] = "action", random_starts: Fraction = 0.0,
+                 buffer_size: PositiveInt = 100000,
+                 eval_every: PositiveInt = 250):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         self.automatic_optimization = False
@@ -87,6 +91,7 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
         self.register_buffer("xi", torch.tensor(self.variants).float()[self.replica_variant][:, None])       # [R, 1]
         mdps = [self.trees[t] for t in self.replica_tree]
         self.S = max(mdp.n_states for mdp in mdps)                       # one-hot width
+        self.n_states = np.array([mdp.n_states for mdp in mdps])
         self.register_buffer("outcome", torch.tensor(pad([m.outcome for m in mdps], self.S)).float())          # [R, S, A, O]
         self.register_buffer("reward", torch.tensor(pad([m.reward for m in mdps], self.S)).float())            # [R, S, A]
         self.register_buffer("principal_reward", torch.tensor(pad([m.principal_reward for m in mdps], self.S)).float())
@@ -95,7 +100,8 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
         R = len(mdps)
         torch.manual_seed(int(np.random.SeedSequence([task.seed, 7]).generate_state(1)[0]))
         self.principal = Ensemble(lambda: model(in_features=self.S, out_features=2), R)
-        self.agent = Ensemble(lambda: model(in_features=self.S, out_features=2), R)
+        O = mdps[0].n_outcomes
+        self.agent = Ensemble(lambda: model(in_features=self.S, out_features=2 + O * (agent_head == "outcome")), R)
         self.principal_target, self.agent_target = copy.deepcopy(self.principal), copy.deepcopy(self.agent)
         for net in (self.principal_target, self.agent_target):
             net.requires_grad_(False)
@@ -120,6 +126,16 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
         P = self.outcome.gather(1, s[..., None, None].expand(*s.shape, *self.outcome.shape[2:]))     # [R, B, A, O]
         return torch.nan_to_num(two_action_payments(P, Qbar, a_p, self.xi), nan=0.0)
 
+    def agent_q(self, s: torch.Tensor, target: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q̄_φ(s, ·) [R, B, A] and the raw network output. ``agent_head="outcome"`` [R]: the network
+        predicts the agent's reward r̂(s, a) and outcome values W(s, o) = E[V(s') | s, o], and
+        Q̄(s, a) = r̂(s, a) + γ Σ_o 𝒪(o | s, a) W(s, o) uses the known outcome function."""
+        out = (self.agent_target if target else self.agent)(self.features(s))
+        if self.hparams.agent_head == "action":
+            return out, out
+        P = self.lookup(self.outcome, s)                                                      # [R, B, A, O]
+        return out[..., :2] + self.gamma[..., None] * (P @ out[..., 2:, None]).squeeze(-1), out
+
     def lookup(self, table: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """table[r, s[r, b]]   ([R, S, ...], [R, B] -> [R, B, ...])."""
         return table.gather(1, s.reshape(*s.shape, *[1] * (table.dim() - 2)).expand(*s.shape, *table.shape[2:]))
@@ -133,34 +149,42 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
         """One step of every running episode under the ε-greedy recommendation; stores the transitions."""
         s = self.state                                                   # [R, E]
         rows = np.arange(self.replicas)[:, None]
-        greedy = self.principal(self.features(torch.as_tensor(s))).argmax(-1).numpy()
+        greedy = self.principal(self.features(torch.as_tensor(s, device=self.device))).argmax(-1).cpu().numpy()
         a = np.where(self.rng.random(s.shape) < epsilon, self.rng.integers(0, 2, s.shape), greedy)
-        P = self.outcome.numpy()[rows, s, a]                             # [R, E, O]
+        P = self.outcome.cpu().numpy()[rows, s, a]                       # [R, E, O]
         o = (self.rng.random((*s.shape, 1)) > np.cumsum(P, -1)).sum(-1)
         nxt = (self.rng.random((*s.shape, 1)) > self.cumulative_next[rows, s, o]).sum(-1)
         done = nxt >= self.S
         self.buffer.add(s=s.T, a=a.T, o=o.T, next=np.where(done, 0, nxt).T, done=done.T)   # rows = episodes
-        self.state = np.where(done, 0, nxt)
+        restart = np.where(self.rng.random(s.shape) < self.hparams.random_starts,
+                           (self.rng.random(s.shape) * self.n_states[:, None]).astype(int), 0)
+        self.state = np.where(done, restart, nxt)
 
     # ---- learning -----------------------------------------------------------------------------
     def loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
-        s, a, o, s2 = (torch.as_tensor(batch[k].T) for k in ("s", "a", "o", "next"))        # [R, B]
-        live = 1.0 - torch.as_tensor(batch["done"].T, dtype=torch.float32)
+        s, a, o, s2 = (torch.as_tensor(batch[k].T, device=self.device) for k in ("s", "a", "o", "next"))   # [R, B]
+        live = 1.0 - torch.as_tensor(batch["done"].T, dtype=torch.float32, device=self.device)
         with torch.no_grad():
-            b = self.contract(self.agent_target(self.features(s)), s, a)                     # [R, B, O]
+            b = self.contract(self.agent_q(s, target=True)[0], s, a)                          # [R, B, O]
             pay = b.gather(-1, o[..., None]).squeeze(-1)
             a2 = self.principal(self.features(s2)).argmax(-1, keepdim=True)                   # a'_p    [R, B, 1]
             q2 = self.principal_target(self.features(s2)).gather(-1, a2).squeeze(-1)
-            Qbar2 = self.agent_target(self.features(s2))                                     # [R, B, A]
+            Qbar2 = self.agent_q(s2, target=True)[0]                                          # [R, B, A]
             P2 = self.lookup(self.outcome, s2).gather(2, a2[..., None].expand(-1, -1, 1, b.shape[-1])).squeeze(2)
             paid2 = (P2 * self.contract(Qbar2, s2, a2.squeeze(-1))).sum(-1)                  # E_o' b*(s', a'_p)
             Rp = self.lookup(self.principal_reward, s).gather(-1, o[..., None]).squeeze(-1)
             r = self.lookup(self.reward, s).gather(-1, a[..., None]).squeeze(-1)
             y_p = Rp - pay + self.gamma * live * q2
-            y_a = r + self.gamma * live * (Qbar2.gather(-1, a2).squeeze(-1) + paid2)
+            V2 = live * (Qbar2.gather(-1, a2).squeeze(-1) + paid2)                          # the agent's V(s')
+            y_a = r + self.gamma * V2
         q = self.principal(self.features(s)).gather(-1, a[..., None]).squeeze(-1)
-        Qbar = self.agent(self.features(s)).gather(-1, a[..., None]).squeeze(-1)
-        return ((q - y_p) ** 2 + (Qbar - y_a) ** 2).mean(-1).sum()     # every replica on its own loss
+        Qbar, out = self.agent_q(s)
+        if self.hparams.agent_head == "action":
+            agent_loss = (Qbar.gather(-1, a[..., None]).squeeze(-1) - y_a) ** 2
+        else:                                                                                  # r̂(s, a) -> r, W(s, o) -> V(s')
+            agent_loss = (out.gather(-1, a[..., None]).squeeze(-1) - r) ** 2 + \
+                (out.gather(-1, 2 + o[..., None]).squeeze(-1) - V2) ** 2
+        return ((q - y_p) ** 2 + agent_loss).mean(-1).sum()                                 # every replica on its own loss
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -178,8 +202,8 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
             optimizer.zero_grad()
             self.manual_backward(loss)
             optimizer.step()
+            self.lr_schedulers().step()
             self.log("train/loss", loss.item() / self.replicas, prog_bar=True)
-        self.lr_schedulers().step()
         if (step + 1) % hp.target_every == 0:
             self.principal_target.load_state_dict(self.principal.state_dict())
             self.agent_target.load_state_dict(self.agent.state_dict())
@@ -193,9 +217,9 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
     @torch.no_grad()
     def policies(self) -> tuple[np.ndarray, np.ndarray]:
         """Every replica's learned recommendation a_p = argmax q_θ and contract from Q̄_φ  ([R, S], [R, S, O])."""
-        s = torch.arange(self.S).expand(self.replicas, -1)
+        s = torch.arange(self.S, device=self.device).expand(self.replicas, -1)
         a_p = self.principal(self.features(s)).argmax(-1)
-        return a_p.numpy(), self.contract(self.agent(self.features(s)), s, a_p).double().numpy()
+        return a_p.cpu().numpy(), self.contract(self.agent_q(s)[0], s, a_p).double().cpu().numpy()
 
     def evaluate(self, r: int, actions: np.ndarray, payments: np.ndarray) -> dict[str, float]:
         """Replica r's principal against the exact oracle agent, relative to the SPE."""
