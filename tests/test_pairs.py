@@ -15,7 +15,8 @@ def compatible_pairs() -> list:
     for path in sorted((CONF_DIR / "algorithm").glob("*.yaml")):
         algorithm = locate(OmegaConf.load(path)._target_)
         model = algorithm.models[0]
-        marks = [pytest.mark.llm] if model == "smollm2" else []
+        # LLM methods run end to end in their own `llm` tests; here they join the slow tier
+        marks = [pytest.mark.llm, pytest.mark.slow] if model == "smollm2" else []
         pairs += [pytest.param(task, path.stem, model, marks=marks, id=f"{task}-{path.stem}")
                   for task, target in tasks.items() if algorithm.needs in offers_of(target)]
     return pairs
