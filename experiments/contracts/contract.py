@@ -80,11 +80,11 @@ def two_action_payments(P: torch.Tensor, Qbar: torch.Tensor, a_p: torch.Tensor, 
     b = [0, max(Q̄(a0) - Q̄(a1) + ξ, 0) / (p1 - p0)]. P [..., 2, O], Q̄ [..., 2], a_p [...] -> b [..., O];
     a row of NaN = a_p is not implementable."""
     O = P.shape[-1]
-    rows = lambda a: P.gather(-2, a[..., None, None].expand(*a.shape, 1, O)).squeeze(-2)   # noqa: E731  [..., O]
-    value = lambda a: Qbar.gather(-1, a[..., None]).squeeze(-1)                             # noqa: E731  [...]
-    gap = value(1 - a_p) - value(a_p) + xi                      # extra expected payment a_p must earn
-    lift = rows(a_p) - rows(1 - a_p)                            # how much likelier each outcome is under a_p
-    ratio = torch.where(lift > 0, rows(a_p) / lift.clamp(min=1e-300), torch.inf)
+    other = 1 - a_p
+    row_p, row_o = (P.gather(-2, a[..., None, None].expand(*a.shape, 1, O)).squeeze(-2) for a in (a_p, other))  # [..., O]
+    gap = Qbar.gather(-1, other[..., None]).squeeze(-1) - Qbar.gather(-1, a_p[..., None]).squeeze(-1) + xi  # extra pay due
+    lift = row_p - row_o                                        # how much likelier each outcome is under a_p
+    ratio = torch.where(lift > 0, row_p / lift.clamp(min=1e-300), torch.inf)
     o = ratio.argmin(-1, keepdim=True)
     amount = torch.where(gap[..., None] > 0, gap[..., None] / lift.gather(-1, o), torch.zeros_like(gap[..., None]))
     b = torch.zeros_like(lift).scatter(-1, o, amount)
