@@ -50,6 +50,12 @@ class ContractTrees(Task):
         return InstanceDataset(self.n_instances, self.make)
 
 
+class BinaryContractTrees(ContractTrees):
+    """Two-action trees (the paper's effort model): what the two-action closed-form learners need."""
+
+    offers = ("contract_trees", "binary_contract_trees")
+
+
 class CoinGame(Task):
     """The two-agent Coin Game; ``n_instances`` copies of the same game (learners train one replica
     per instance, so the instance index doubles as the replica's seed)."""

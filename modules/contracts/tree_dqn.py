@@ -64,7 +64,7 @@ def next_state_cdf(mdp, size: int) -> np.ndarray:
 class TreeContractDQN(SingleThreaded, AtlasModule):
     """Alg. 2 on every instance tree, ``seeds`` replicas each, validated with an oracle agent."""
 
-    needs = "contract_trees"
+    needs = "binary_contract_trees"    # the two-action closed form
     models = ("mlp",)
     stages = ("fit", "test")
 
@@ -241,7 +241,8 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
         for v, replicas in enumerate(mine):
             results = [self.evaluate(r, *policies) for r in replicas]
             values |= {f"{name}_{v}": np.array([x[name] for x in results]) for name in results[0]}
-        values["curve"] = np.array(self.curves)[:, mine.reshape(-1)].T                         # [variants*seeds, evals]
+        curves = np.array(self.curves).reshape(len(self.curves), len(self.replica_tree))     # [evals, replicas]
+        values["curve"] = curves[:, mine.reshape(-1)].T                                       # [variants*seeds, evals]
         self.record(index, **values)
 
     def summarize(self, rows):
