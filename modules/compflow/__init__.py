@@ -1,0 +1,1 @@
+"""Method side of CompFlow (Kong et al., arXiv:2505.23062)."""
