@@ -15,8 +15,13 @@ import numpy as np
 KEYS = ("observations", "actions", "next_observations", "rewards", "terminals")
 
 
-def rollouts(env: gym.Env, policy: Callable[[np.ndarray, np.random.Generator], np.ndarray], n: int,
-             rng: np.random.Generator, state: Callable[[gym.Env], np.ndarray] | None = None) -> dict:
+def rollouts(
+    env: gym.Env,
+    policy: Callable[[np.ndarray, np.random.Generator], np.ndarray],
+    n: int,
+    rng: np.random.Generator,
+    state: Callable[[gym.Env], np.ndarray] | None = None,
+) -> dict:
     """``n`` transitions of ``policy(obs [1, ds], rng) -> action [1, da]`` in ``env``, episodes reset
     from seeds drawn from ``rng``; ``state(env)`` (optional) records the simulator state before each step."""
     rows = {k: [] for k in KEYS} | ({"states": []} if state else {})

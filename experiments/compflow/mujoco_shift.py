@@ -62,5 +62,6 @@ def true_gap(source: gym.Env, target: gym.Env, states: np.ndarray, actions: np.n
     """||obs_tar(x, a) - obs_src(x, a)|| with both simulators started at each state x [n, nq + nv]."""
     for env in (source, target):
         env.reset(seed=0)
-    return np.array([np.linalg.norm(step_from(target, x, a) - step_from(source, x, a))
-                     for x, a in zip(states, actions)])
+    return np.array(
+        [np.linalg.norm(step_from(target, x, a) - step_from(source, x, a)) for x, a in zip(states, actions)]
+    )

@@ -47,7 +47,9 @@ class PendulumPhysics:
         return np.stack([np.cos(th2), np.sin(th2), thdot2], axis=1)
 
 
-def true_gap(source: PendulumPhysics, target: PendulumPhysics, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
+def true_gap(
+    source: PendulumPhysics, target: PendulumPhysics, obs: np.ndarray, action: np.ndarray
+) -> np.ndarray:
     return np.linalg.norm(target.next_obs(obs, action) - source.next_obs(obs, action), axis=1)
 
 
@@ -55,7 +57,9 @@ def swing_up_action(obs: np.ndarray, physics: PendulumPhysics) -> np.ndarray:
     """An energy-pumping swing-up controller with a PD catch near the top: the behaviour policy of
     the offline source data (a few lines of control, so no learner produced the data)."""
     th, thdot = np.arctan2(obs[:, 1], obs[:, 0]), obs[:, 2]
-    energy = 0.5 * physics.m * physics.l**2 * thdot**2 / 3 + physics.m * physics.g * physics.l / 2 * (np.cos(th) - 1)
+    energy = 0.5 * physics.m * physics.l**2 * thdot**2 / 3 + physics.m * physics.g * physics.l / 2 * (
+        np.cos(th) - 1
+    )
     pump = np.sign(thdot + 1e-6) * np.where(energy < 0, 1.0, -1.0) * MAX_TORQUE  # work u * thdot
     catch = -10.0 * np.sin(th) - 2.0 * thdot
     u = np.where(np.cos(th) > 0.8, catch, pump)

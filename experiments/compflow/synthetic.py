@@ -34,7 +34,9 @@ def target_mean(s: np.ndarray, a: np.ndarray, scale: float) -> np.ndarray:
     return mean_next(s, a) + scale * shift(s, a)
 
 
-def transitions(n: int, ds: int, da: int, scale: float, sigma: float, rng: np.random.Generator) -> Transitions:
+def transitions(
+    n: int, ds: int, da: int, scale: float, sigma: float, rng: np.random.Generator
+) -> Transitions:
     """``n`` transitions of the source (``scale = 0``) or target kernel."""
     s, a = sample_inputs(n, ds, da, rng)
     s2 = target_mean(s, a, scale) + sigma * rng.standard_normal(s.shape)

@@ -44,7 +44,13 @@ class SyntheticGapTask(Task):
         target_draws: PositiveInt = 64,
     ):
         super().__init__(seed)
-        self.ds, self.da, self.n_source, self.n_eval, self.draws = state_dim, action_dim, n_source, n_eval, target_draws
+        self.ds, self.da, self.n_source, self.n_eval, self.draws = (
+            state_dim,
+            action_dim,
+            n_source,
+            n_eval,
+            target_draws,
+        )
         self.grid = list(itertools.product(scales, sigmas, n_targets, range(replicas)))
 
     def make(self, index: int) -> TransitionPair:
@@ -58,8 +64,18 @@ class SyntheticGapTask(Task):
         s2 = (synthetic.mean_next(s, a) + sigma * rng.standard_normal(s.shape)).astype(np.float32)
         draws = mean[:, None] + sigma * rng.standard_normal((self.n_eval, self.draws, ds))
         labels = {"scale": scale, "sigma": sigma, "n_target": n_target, "replica": replica}
-        return TransitionPair(source, target, s, a, s2, synthetic.true_gap(s, a, scale), s[:, 0] > 0,
-                              mean.astype(np.float32), draws.astype(np.float32), labels)
+        return TransitionPair(
+            source,
+            target,
+            s,
+            a,
+            s2,
+            synthetic.true_gap(s, a, scale),
+            s[:, 0] > 0,
+            mean.astype(np.float32),
+            draws.astype(np.float32),
+            labels,
+        )
 
     def instances(self) -> InstanceDataset:
         return InstanceDataset(len(self.grid), self.make)
@@ -91,17 +107,29 @@ class MujocoGapTask(Task):
     def make(self, index: int) -> TransitionPair:
         src_env, tar_env = self.pair.make("source"), self.pair.make("target")
         data = {}
-        for domain, env, n in (("source", src_env, self.n_source + self.n_eval), ("target", tar_env, self.n_target)):
-            data[domain] = datasets.rollouts(env, uniform_policy(env), n, self.rng(index, domain), mujoco_shift.physics_state)
+        for domain, env, n in (
+            ("source", src_env, self.n_source + self.n_eval),
+            ("target", tar_env, self.n_target),
+        ):
+            data[domain] = datasets.rollouts(
+                env, uniform_policy(env), n, self.rng(index, domain), mujoco_shift.physics_state
+            )
         src = data["source"]
         fit, held = np.arange(self.n_source), np.arange(self.n_source, self.n_source + self.n_eval)
         gap = mujoco_shift.true_gap(src_env, tar_env, src["states"][held], src["actions"][held])
         source = Transitions(src["observations"], src["actions"], src["next_observations"]).take(fit)
         tar = data["target"]
         target = Transitions(tar["observations"], tar["actions"], tar["next_observations"])
-        return TransitionPair(source, target, src["observations"][held], src["actions"][held],
-                              src["next_observations"][held], gap,
-                              np.ones(self.n_eval, bool), labels={"replica": index})
+        return TransitionPair(
+            source,
+            target,
+            src["observations"][held],
+            src["actions"][held],
+            src["next_observations"][held],
+            gap,
+            np.ones(self.n_eval, bool),
+            labels={"replica": index},
+        )
 
     def instances(self) -> InstanceDataset:
         return InstanceDataset(self.replicas, self.make)
@@ -129,13 +157,22 @@ class ShiftedRLTask(Task):
             self.target_physics = self.source_physics.shifted(shift, level)
         else:
             self.mujoco = mujoco_shift.MujocoShift(env, shift, level)
-        self.manifest = {"env": env, "source_physics": "unshifted", "n": n_source, "seed": seed,
-                         "policy": "swing_up+noise" if env == "Pendulum-v1" else "uniform",
-                         "behaviour_noise": behaviour_noise}
-        self.path = Path(dataset) if dataset else Path(data_dir) / f"{env}_src_n{n_source}_s{seed}_b{behaviour_noise}.npz"
+        self.manifest = {
+            "env": env,
+            "source_physics": "unshifted",
+            "n": n_source,
+            "seed": seed,
+            "policy": "swing_up+noise" if env == "Pendulum-v1" else "uniform",
+            "behaviour_noise": behaviour_noise,
+        }
+        self.path = (
+            Path(dataset)
+            if dataset
+            else Path(data_dir) / f"{env}_src_n{n_source}_s{seed}_b{behaviour_noise}.npz"
+        )
         self.n_source = n_source
         if dataset:
-            datasets.load(self.path, {"env": env, "source_physics": "unshifted"})   # fail now, not mid-run
+            datasets.load(self.path, {"env": env, "source_physics": "unshifted"})  # fail now, not mid-run
 
     def make_env(self, domain: Literal["source", "target"]):
         if self.env == "Pendulum-v1":
@@ -148,14 +185,26 @@ class ShiftedRLTask(Task):
         if self.env != "Pendulum-v1":
             return uniform_policy(self.make_env("source"))
         physics, noise = self.source_physics, self.noise
-        return lambda obs, rng: np.clip(pendulum.swing_up_action(obs, physics) + noise * rng.standard_normal((len(obs), 1)),
-                                        -pendulum.MAX_TORQUE, pendulum.MAX_TORQUE)
+        return lambda obs, rng: np.clip(
+            pendulum.swing_up_action(obs, physics) + noise * rng.standard_normal((len(obs), 1)),
+            -pendulum.MAX_TORQUE,
+            pendulum.MAX_TORQUE,
+        )
 
     def source_data(self) -> dict:
         """The offline source dataset (D4RL keys; ``states`` too for MuJoCo, for its true gaps)."""
         record = None if self.env == "Pendulum-v1" else mujoco_shift.physics_state
-        return datasets.cached(self.path, self.manifest, lambda: datasets.rollouts(
-            self.make_env("source"), self.behaviour(), self.n_source, self.rng(0, "source_dataset"), record))
+        return datasets.cached(
+            self.path,
+            self.manifest,
+            lambda: datasets.rollouts(
+                self.make_env("source"),
+                self.behaviour(),
+                self.n_source,
+                self.rng(0, "source_dataset"),
+                record,
+            ),
+        )
 
     def true_gap(self, obs: np.ndarray, action: np.ndarray, states: np.ndarray | None = None) -> np.ndarray:
         """Closed form (Pendulum) or both simulators stepped from ``states`` (MuJoCo)."""

@@ -31,8 +31,16 @@ class DomainClassifiers(nn.Module):
         x = self.norm(torch.cat([s, a, s2], 1))
         return self.sas(x)[:, 0], self.sa(x[:, : self.sa_dims])[:, 0]
 
-    def fit(self, source: tuple, target: tuple, steps: int, batch: int, lr: float, generator: torch.Generator,
-            input_noise: float = 0.1) -> None:
+    def fit(
+        self,
+        source: tuple,
+        target: tuple,
+        steps: int,
+        batch: int,
+        lr: float,
+        generator: torch.Generator,
+        input_noise: float = 0.1,
+    ) -> None:
         """Balanced BCE, target = 1; Gaussian input noise (in normalised units) as in DARC."""
         self.norm.fit(torch.cat([torch.cat(source, 1), torch.cat(target, 1)]))
         opt = torch.optim.Adam(self.parameters(), lr=lr)
@@ -42,8 +50,10 @@ class DomainClassifiers(nn.Module):
             label = torch.cat([torch.zeros(batch), torch.ones(batch)])
             x = self.norm(torch.cat([s, a, s2], 1))
             x = x + input_noise * torch.randn(x.shape, generator=generator)
-            loss = sum(F.binary_cross_entropy_with_logits(net(inp)[:, 0], label)
-                       for net, inp in ((self.sas, x), (self.sa, x[:, : self.sa_dims])))
+            loss = sum(
+                F.binary_cross_entropy_with_logits(net(inp)[:, 0], label)
+                for net, inp in ((self.sas, x), (self.sa, x[:, : self.sa_dims]))
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -13,7 +13,7 @@ class EnvRunner:
         self.env, self.high = env.unwrapped, env.action_space.high
         self.limit = env.spec.max_episode_steps
         self.mujoco = hasattr(self.env, "data")
-        self.t, self.total, self.finished = 0, 0.0, []            # finished: (step, return)
+        self.t, self.total, self.finished = 0, 0.0, []  # finished: (step, return)
         self.obs = self.env.reset(seed=int(rng.integers(2**31)))[0]
 
     def physics(self) -> np.ndarray:
@@ -26,8 +26,14 @@ class EnvRunner:
         """One transition (action in [-1, 1]); resets at termination or the time limit."""
         x = self.physics()
         nxt, reward, terminated, _, _ = self.env.step((action * self.high).astype(np.float32))
-        row = {"s": self.obs, "a": action.astype(np.float32), "r": np.float32(reward),
-               "s2": nxt.astype(np.float32), "d": np.float32(terminated), "x": x}
+        row = {
+            "s": self.obs,
+            "a": action.astype(np.float32),
+            "r": np.float32(reward),
+            "s2": nxt.astype(np.float32),
+            "d": np.float32(terminated),
+            "x": x,
+        }
         self.t, self.total = self.t + 1, self.total + float(reward)
         if terminated or self.t >= self.limit:
             self.finished.append((step, self.total))
@@ -37,8 +43,13 @@ class EnvRunner:
         return row
 
     def state_dict(self) -> dict:
-        return {"physics": self.physics(), "obs": self.obs, "t": self.t, "total": self.total,
-                "finished": np.asarray(self.finished, dtype=np.float64).reshape(-1, 2)}
+        return {
+            "physics": self.physics(),
+            "obs": self.obs,
+            "t": self.t,
+            "total": self.total,
+            "finished": np.asarray(self.finished, dtype=np.float64).reshape(-1, 2),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         physics = np.asarray(state["physics"])

@@ -35,12 +35,14 @@ def tensors(*arrays):
 def filter_scores(gap: np.ndarray, true: np.ndarray, keep: float) -> dict[str, float]:
     """Drop the top ``1 - keep`` by ``gap``: precision against the true top tail, and the
     mean-true-gap ratio dropped / kept."""
-    n_drop = max(int(round((1 - keep) * len(gap))), 1)
+    n_drop = max(round((1 - keep) * len(gap)), 1)
     dropped = np.argsort(-gap, kind="stable")[:n_drop]
     true_tail = np.argsort(-true, kind="stable")[:n_drop]
     kept = np.setdiff1d(np.arange(len(gap)), dropped)
-    return {"precision": len(np.intersect1d(dropped, true_tail)) / n_drop,
-            "dropped_over_kept": true[dropped].mean() / max(true[kept].mean(), 1e-12)}
+    return {
+        "precision": len(np.intersect1d(dropped, true_tail)) / n_drop,
+        "dropped_over_kept": true[dropped].mean() / max(true[kept].mean(), 1e-12),
+    }
 
 
 def w2(x: np.ndarray, y: np.ndarray) -> float:
@@ -79,14 +81,14 @@ class GapEstimation(AtlasModule):
 
     def test_step(self, batch, batch_idx):
         index, pair = batch
-        with torch.inference_mode(False), torch.enable_grad():       # Lightning tests under inference mode
+        with torch.inference_mode(False), torch.enable_grad():  # Lightning tests under inference mode
             self.record(index, **self.score(index, pair))
 
     def score(self, index: int, pair: TransitionPair) -> dict[str, float]:
         hp = self.hparams
         g = self.torch_generator(f"instance{index}")
         ds, da = pair.source.s.shape[1], pair.source.a.shape[1]
-        train = dict(steps=hp.source_steps, batch=hp.batch_size, lr=hp.lr, patience=hp.patience)
+        train = {"steps": hp.source_steps, "batch": hp.batch_size, "lr": hp.lr, "patience": hp.patience}
         flow = CompositeFlow(ds, da, hp.hidden, hp.layers, hp.euler_steps)
         flow.fit_source(*tensors(pair.source.s, pair.source.a, pair.source.s2), g, **train)
         target = tensors(pair.target.s, pair.target.a, pair.target.s2)
@@ -95,21 +97,35 @@ class GapEstimation(AtlasModule):
         s, a, s2 = tensors(pair.eval_s, pair.eval_a, pair.eval_s2)
         gap, gap_w2 = flow.gap(s, a, hp.n_samples, g)
         true, shifted = pair.true_gap, pair.shifted
-        row = {"spearman": stats.spearmanr(gap, true)[0], "pearson": stats.pearsonr(gap, true)[0],
-               "spearman_shifted": stats.spearmanr(gap[shifted], true[shifted])[0],
-               "calibration": gap[shifted].mean() / true[shifted].mean(),
-               "calibration_w2": gap_w2[shifted].mean() / true[shifted].mean(),
-               "floor": gap[~shifted].mean() / true[shifted].mean() if (~shifted).any() else np.nan,
-               "mean_gap": gap.mean(), "mean_true_gap": true.mean(),
-               **filter_scores(gap, true, hp.filter_percent), **pair.labels}
+        row = {
+            "spearman": stats.spearmanr(gap, true)[0],
+            "pearson": stats.pearsonr(gap, true)[0],
+            "spearman_shifted": stats.spearmanr(gap[shifted], true[shifted])[0],
+            "calibration": gap[shifted].mean() / true[shifted].mean(),
+            "calibration_w2": gap_w2[shifted].mean() / true[shifted].mean(),
+            "floor": gap[~shifted].mean() / true[shifted].mean() if (~shifted).any() else np.nan,
+            "mean_gap": gap.mean(),
+            "mean_true_gap": true.mean(),
+            **filter_scores(gap, true, hp.filter_percent),
+            **pair.labels,
+        }
         row["precision_over_chance"] = row["precision"] / (1 - hp.filter_percent)
         if "darc" in hp.baselines:
             darc = DomainClassifiers(ds, da)
-            darc.fit(tensors(pair.source.s, pair.source.a, pair.source.s2), target, hp.darc_steps,
-                     hp.batch_size, hp.lr, g)
+            darc.fit(
+                tensors(pair.source.s, pair.source.a, pair.source.s2),
+                target,
+                hp.darc_steps,
+                hp.batch_size,
+                hp.lr,
+                g,
+            )
             dr = darc.reward_correction(s, a, s2)
-            row |= {"darc_spearman": stats.spearmanr(-dr, true)[0], "darc_tail99": np.percentile(np.abs(dr), 99),
-                    "darc_precision": filter_scores(-dr, true, hp.filter_percent)["precision"]}
+            row |= {
+                "darc_spearman": stats.spearmanr(-dr, true)[0],
+                "darc_tail99": np.percentile(np.abs(dr), 99),
+                "darc_precision": filter_scores(-dr, true, hp.filter_percent)["precision"],
+            }
         if "direct" in hp.baselines and pair.target_samples is not None:
             row |= self.generalisation(flow, target, pair, g, train)
         if index == 0:
@@ -120,13 +136,13 @@ class GapEstimation(AtlasModule):
         """Composite vs direct target flow: conditional-mean MSE over all eval pairs, W2 on the first
         ``w2_pairs`` of them, each model drawing as many samples as the exact target sample has."""
         direct = CompositeFlow(*flow.dims)
-        direct.source.load_state_dict(flow.source.state_dict())       # only the start distribution differs
+        direct.source.load_state_dict(flow.source.state_dict())  # only the start distribution differs
         direct.fit_target(*target, g, start="gaussian", **train)
         m, k = self.hparams.w2_pairs, pair.target_samples.shape[1]
         s, a = tensors(pair.eval_s, pair.eval_a)
         out = {}
         for name, model, start in (("composite", flow, "composite"), ("direct", direct, "gaussian")):
-            draws = model.target_sample(s, a, k, g, start).double().numpy()             # [n, k, ds]
+            draws = model.target_sample(s, a, k, g, start).double().numpy()  # [n, k, ds]
             out[f"{name}_mse"] = ((draws.mean(1) - pair.target_mean) ** 2).sum(1).mean()
             out[f"{name}_w2"] = np.mean([w2(draws[i], pair.target_samples[i]) for i in range(min(m, len(s)))])
         return out
@@ -134,7 +150,9 @@ class GapEstimation(AtlasModule):
     def scatter(self, gap, true, darc) -> None:
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, 1 + (darc is not None), figsize=(4.5 * (1 + (darc is not None)), 4), squeeze=False)
+        fig, axes = plt.subplots(
+            1, 1 + (darc is not None), figsize=(4.5 * (1 + (darc is not None)), 4), squeeze=False
+        )
         axes[0, 0].scatter(true, gap, s=4, alpha=0.5)
         axes[0, 0].plot([0, true.max()], [0, true.max()], "k--", lw=1)
         axes[0, 0].set(xlabel="true gap", ylabel="W-gap estimate", title="CompFlow gap (instance 0)")
@@ -149,8 +167,12 @@ class GapEstimation(AtlasModule):
         out = {"instances": len(rows["index"])}
         for k in metrics:
             mean, std = mean_std(rows[k])
-            out |= {f"compflow/{k}_mean": mean, f"compflow/{k}_std": std, f"compflow/{k}_min": np.min(rows[k]),
-                    f"compflow/{k}_max": np.max(rows[k])}
+            out |= {
+                f"compflow/{k}_mean": mean,
+                f"compflow/{k}_std": std,
+                f"compflow/{k}_min": np.min(rows[k]),
+                f"compflow/{k}_max": np.max(rows[k]),
+            }
         for label in [x for x in labels if x != "replica" and len(np.unique(rows[x])) > 1]:
             for value in np.unique(rows[label]):
                 sel = rows[label] == value
@@ -173,17 +195,24 @@ class GapEstimation(AtlasModule):
                 c, gap = rows["scale"][sel][order], rows["mean_gap"][sel][order]
                 pearson.append(stats.pearsonr(c, gap)[0])
                 monotone.append(float(np.all(np.diff(gap) > 0)))
-            out |= {"compflow/scale_pearson_min": min(pearson), "compflow/scale_monotone_frac": np.mean(monotone)}
+            out |= {
+                "compflow/scale_pearson_min": min(pearson),
+                "compflow/scale_monotone_frac": np.mean(monotone),
+            }
         if "darc_spearman" in rows and "sigma" in rows:
             sigmas = np.unique(rows["sigma"])
-            diff = [rows["spearman"][rows["sigma"] == x].mean() - rows["darc_spearman"][rows["sigma"] == x].mean()
-                    for x in sigmas]
+            diff = [
+                rows["spearman"][rows["sigma"] == x].mean() - rows["darc_spearman"][rows["sigma"] == x].mean()
+                for x in sigmas
+            ]
             tail = [rows["darc_tail99"][rows["sigma"] == x].mean() for x in sigmas]
             out |= {"compflow/minus_darc_spearman_min": min(diff), "darc/tail99_growth": tail[0] / tail[-1]}
         if "direct_mse" in rows:
             key = rows["n_target"] if "n_target" in rows else np.zeros(len(rows["index"]))
             for err in ("mse", "w2"):
-                ratios = [rows[f"composite_{err}"][key == n].mean() / rows[f"direct_{err}"][key == n].mean()
-                          for n in np.unique(key)]
+                ratios = [
+                    rows[f"composite_{err}"][key == n].mean() / rows[f"direct_{err}"][key == n].mean()
+                    for n in np.unique(key)
+                ]
                 out[f"compflow/composite_over_direct_{err}_max"] = max(ratios)
         return out

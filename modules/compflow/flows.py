@@ -19,6 +19,7 @@ left in place (the reference's behaviour). Conditioning is always the source-nor
 """
 
 import copy
+import math
 from typing import Literal
 
 import numpy as np
@@ -28,6 +29,18 @@ from torch import nn
 from modules.flow_matching import VelocityMLP, cfm_loss, euler_sample, ot_pair
 
 Coupling = Literal["identity", "ot_conditioned", "ot_uncoupled"]
+
+
+@torch.no_grad()
+def init_from(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Re-draw every ``nn.Linear`` of ``module`` with PyTorch's default initialisation, from a named
+    stream (not the global RNG, which data loaders also draw from, so resumed runs stay exact)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            bound = 1 / math.sqrt(layer.in_features)
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return module
 
 
 class Standardizer(nn.Module):
@@ -56,8 +69,8 @@ class ConditionalFlow(nn.Module):
     def __init__(self, state_dim: int, action_dim: int, hidden: int, layers: int, euler_steps: int):
         super().__init__()
         self.v = VelocityMLP(state_dim, state_dim + action_dim, hidden, layers)
-        self.cond = Standardizer(state_dim + action_dim)   # source statistics, for both flows
-        self.out = Standardizer(state_dim)                 # this flow's own next-state statistics
+        self.cond = Standardizer(state_dim + action_dim)  # source statistics, for both flows
+        self.out = Standardizer(state_dim)  # this flow's own next-state statistics
         self.euler_steps = euler_steps
 
     def transport(self, x0: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
@@ -77,9 +90,21 @@ def couple(kind: Coupling, x0: torch.Tensor, x1: torch.Tensor, cond: torch.Tenso
     return a[:, : x0.shape[1]], b[:, : x0.shape[1]], cond
 
 
-def fit(flow: ConditionalFlow, start, x1: torch.Tensor, cond: torch.Tensor, steps: int, batch: int, lr: float,
-        generator: torch.Generator, coupling: Coupling = "identity", eta: float = 0.05, holdout: float = 0.1,
-        patience: int = 5, eval_every: int = 100) -> list[float]:
+def fit(
+    flow: ConditionalFlow,
+    start,
+    x1: torch.Tensor,
+    cond: torch.Tensor,
+    steps: int,
+    batch: int,
+    lr: float,
+    generator: torch.Generator,
+    coupling: Coupling = "identity",
+    eta: float = 0.05,
+    holdout: float = 0.1,
+    patience: int = 5,
+    eval_every: int = 100,
+) -> list[float]:
     """Adam on the CFM loss of ``flow`` (in place); ``start(index) -> x0`` [b, ds] gives the normalised
     start points of rows ``index``. A proper (disjoint) holdout split scores the loss every
     ``eval_every`` steps on fixed draws; training stops after ``patience`` scores without a 1%
@@ -90,7 +115,7 @@ def fit(flow: ConditionalFlow, start, x1: torch.Tensor, cond: torch.Tensor, step
     val, train = order[:n_val], order[n_val:]
     opt = torch.optim.Adam(flow.v.parameters(), lr=lr)
     val_x0 = start(val) if n_val else None
-    val_draws = generator.get_state()                             # the same t-draws at every score
+    val_draws = generator.get_state()  # the same t-draws at every score
     best, best_state, waited, curve = np.inf, copy.deepcopy(flow.v.state_dict()), 0, []
     for step in range(1, steps + 1):
         rows = train[torch.randint(len(train), (min(batch, len(train)),), generator=generator)]
@@ -102,7 +127,9 @@ def fit(flow: ConditionalFlow, start, x1: torch.Tensor, cond: torch.Tensor, step
         if n_val and (step % eval_every == 0 or step == steps):
             with torch.no_grad():
                 fixed = torch.Generator().set_state(val_draws)
-                score = float(cfm_loss(flow.v, *couple(coupling, val_x0, x1[val], cond[val], eta), generator=fixed))
+                score = float(
+                    cfm_loss(flow.v, *couple(coupling, val_x0, x1[val], cond[val], eta), generator=fixed)
+                )
             curve.append(score)
             if score < best * 0.99:
                 best, best_state, waited = score, copy.deepcopy(flow.v.state_dict()), 0
@@ -118,7 +145,9 @@ def fit(flow: ConditionalFlow, start, x1: torch.Tensor, cond: torch.Tensor, step
 class CompositeFlow(nn.Module):
     """psi_src and psi_tar over one environment pair, and the gap between them."""
 
-    def __init__(self, state_dim: int, action_dim: int, hidden: int = 128, layers: int = 3, euler_steps: int = 10):
+    def __init__(
+        self, state_dim: int, action_dim: int, hidden: int = 128, layers: int = 3, euler_steps: int = 10
+    ):
         super().__init__()
         self.dims = (state_dim, action_dim, hidden, layers, euler_steps)
         self.source = ConditionalFlow(*self.dims)
@@ -136,28 +165,45 @@ class CompositeFlow(nn.Module):
         self.source.cond.fit(torch.cat([s, a], 1))
         self.source.out.fit(s2)
         cond, x1 = self.condition(s, a), self.source.out(s2)
-        return fit(self.source, lambda rows: torch.randn(len(rows), self.dims[0], generator=generator),
-                   x1, cond, generator=generator, **kw)
+        return fit(
+            self.source,
+            lambda rows: torch.randn(len(rows), self.dims[0], generator=generator),
+            x1,
+            cond,
+            generator=generator,
+            **kw,
+        )
 
-    def fit_target(self, s, a, s2, generator: torch.Generator, start: Literal["composite", "gaussian"] = "composite",
-                   **kw) -> list[float]:
+    def fit_target(
+        self,
+        s,
+        a,
+        s2,
+        generator: torch.Generator,
+        start: Literal["composite", "gaussian"] = "composite",
+        **kw,
+    ) -> list[float]:
         """Re-initialise psi_tar and train it from scratch on target transitions."""
-        with torch.no_grad():
-            self.target.load_state_dict(ConditionalFlow(*self.dims).state_dict())
+        init_from(self.target.v, generator)
         self.target.out.fit(s2)
         cond, x1 = self.condition(s, a), self.target.out(s2)
         if start == "gaussian":
+
             def x0(rows):
                 return torch.randn(len(rows), self.dims[0], generator=generator)
         else:
+
             def x0(rows):
                 return self.target.out(self.source_sample(cond[rows], generator))
+
         return fit(self.target, x0, x1, cond, generator=generator, **kw)
 
     @torch.no_grad()
-    def target_sample(self, s, a, n: int, generator: torch.Generator, start: str = "composite") -> torch.Tensor:
+    def target_sample(
+        self, s, a, n: int, generator: torch.Generator, start: str = "composite"
+    ) -> torch.Tensor:
         """``n`` draws of the learned P_tar(. | s, a): [m, n, ds]."""
-        cond = self.condition(s, a).repeat_interleave(n, 0)                       # [m n, ds + da]
+        cond = self.condition(s, a).repeat_interleave(n, 0)  # [m n, ds + da]
         if start == "gaussian":
             x0 = torch.randn(len(cond), self.dims[0], generator=generator)
         else:
@@ -165,14 +211,18 @@ class CompositeFlow(nn.Module):
         return self.target.transport(x0, cond).reshape(len(s), n, -1)
 
     @torch.no_grad()
-    def gap(self, s, a, n_samples: int, generator: torch.Generator, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    def gap(
+        self, s, a, n_samples: int, generator: torch.Generator, chunk: int = 4096
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(gap, gap_w2) [m] at the pairs (s, a): mean and root-mean-square transport distance."""
         out = []
         for i in range(0, len(s), chunk):
-            cond = self.condition(s[i:i + chunk], a[i:i + chunk]).repeat_interleave(n_samples, 0)   # [c K, .]
+            cond = self.condition(s[i : i + chunk], a[i : i + chunk]).repeat_interleave(
+                n_samples, 0
+            )  # [c K, .]
             x_src = self.source_sample(cond, generator)
             x_tar = self.target.transport(self.target.out(x_src), cond)
-            dist = (x_tar - x_src).norm(dim=1).reshape(-1, n_samples)                              # [c, K]
+            dist = (x_tar - x_src).norm(dim=1).reshape(-1, n_samples)  # [c, K]
             out.append(torch.stack([dist.mean(1), dist.pow(2).mean(1).sqrt()], 1))
         both = torch.cat(out).double().numpy()
         return both[:, 0], both[:, 1]

@@ -32,7 +32,15 @@ from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 from scipy import stats
 from torch import nn
 from torch.utils.data import DataLoader
@@ -42,7 +50,7 @@ from modules.buffers import ReplayBuffer
 from modules.compflow.darc import DomainClassifiers
 from modules.compflow.envs import EnvRunner, evaluate
 from modules.compflow.estimator import filter_scores
-from modules.compflow.flows import CompositeFlow, Coupling
+from modules.compflow.flows import CompositeFlow, Coupling, init_from
 from modules.compflow.sac import SACAgent
 from modules.stats import mean_std
 
@@ -54,9 +62,9 @@ class AgentSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    data: Literal["target", "all"] = "all"          # target only (SAC) or source + target (BC-SAC)
+    data: Literal["target", "all"] = "all"  # target only (SAC) or source + target (BC-SAC)
     filter: Literal["none", "wgap", "darc"] = "none"  # source filter score after the gate
-    bonus: NonNegativeFloat = 0.0                    # lambda of r + lambda gap(s, a) (wgap only)
+    bonus: NonNegativeFloat = 0.0  # lambda of r + lambda gap(s, a) (wgap only)
 
 
 def as_tensor(x) -> torch.Tensor:
@@ -67,7 +75,7 @@ class ShiftedDynamicsLearner(AtlasModule):
     needs = "shifted_dynamics_rl"
     models = ("none",)
     stages = ("fit", "test")
-    fixed_agents: ClassVar[list[dict] | None] = None   # single-method subclasses fix their agent
+    fixed_agents: ClassVar[tuple[dict, ...]] = ()  # single-method subclasses fix their agent
 
     def __init__(
         self,
@@ -111,18 +119,43 @@ class ShiftedDynamicsLearner(AtlasModule):
         data = task.source_data()
         env = task.make_env("target")
         self.high = env.action_space.high
-        self.source = {"s": data["observations"], "a": (data["actions"] / self.high).astype(np.float32),
-                       "r": data["rewards"], "s2": data["next_observations"], "d": data["terminals"].astype(np.float32)}
+        self.source = {
+            "s": data["observations"],
+            "a": (data["actions"] / self.high).astype(np.float32),
+            "r": data["rewards"],
+            "s2": data["next_observations"],
+            "d": data["terminals"].astype(np.float32),
+        }
         self.source_states = data.get("states")
         ds, da = self.source["s"].shape[1], self.source["a"].shape[1]
         self.specs = [(f"{s.name}/{r}", s) for s in specs for r in range(replicas)]
-        self.agents = nn.ModuleDict({key.replace("/", "_"): SACAgent(ds, da, hidden) for key, _ in self.specs})
-        self.flows = nn.ModuleDict({key.replace("/", "_"): CompositeFlow(ds, da, flow_hidden, flow_layers, euler_steps)
-                                    for key, s in self.specs if s.filter == "wgap"})
-        self.classifiers = nn.ModuleDict({key.replace("/", "_"): DomainClassifiers(ds, da)
-                                          for key, s in self.specs if s.filter == "darc"})
-        self.buffers = {key: ReplayBuffer(updates // tar_env_interact_interval + warmup + 1) for key, _ in self.specs}
-        self.gaps: dict[str, np.ndarray] = {}            # cached score of every source transition
+
+        def make(net, key):  # each agent's networks from its own stream
+            return init_from(net, self.torch_generator(f"{key}/init"))
+
+        self.agents = nn.ModuleDict(
+            {key.replace("/", "_"): make(SACAgent(ds, da, hidden), key) for key, _ in self.specs}
+        )
+        for agent in self.agents.values():
+            agent.update_targets(1.0)
+        self.flows = nn.ModuleDict(
+            {
+                key.replace("/", "_"): make(CompositeFlow(ds, da, flow_hidden, flow_layers, euler_steps), key)
+                for key, s in self.specs
+                if s.filter == "wgap"
+            }
+        )
+        self.classifiers = nn.ModuleDict(
+            {
+                key.replace("/", "_"): make(DomainClassifiers(ds, da), key)
+                for key, s in self.specs
+                if s.filter == "darc"
+            }
+        )
+        self.buffers = {
+            key: ReplayBuffer(updates // tar_env_interact_interval + warmup + 1) for key, _ in self.specs
+        }
+        self.gaps: dict[str, np.ndarray] = {}  # cached score of every source transition
         self.step, self.source_fitted = 0, False
         self.runners: dict[str, EnvRunner] = {}
         self.automatic_optimization = False
@@ -130,15 +163,17 @@ class ShiftedDynamicsLearner(AtlasModule):
     # ---- Lightning plumbing -----------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if not self.runners:
-            self.runners = {key: EnvRunner(self.task.make_env("target"), self.rng(f"{key}/env"))
-                            for key, _ in self.specs}
+            self.runners = {
+                key: EnvRunner(self.task.make_env("target"), self.rng(f"{key}/env")) for key, _ in self.specs
+            }
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(range(self.hparams.updates), batch_size=None)
 
     def configure_optimizers(self):
-        return torch.optim.Adam([p for a in self.agents.values() for p in a.parameters() if p.requires_grad],
-                                lr=self.hparams.lr)
+        return torch.optim.Adam(
+            [p for a in self.agents.values() for p in a.parameters() if p.requires_grad], lr=self.hparams.lr
+        )
 
     def net(self, modules: nn.ModuleDict, key: str):
         return modules[key.replace("/", "_")]
@@ -150,7 +185,9 @@ class ShiftedDynamicsLearner(AtlasModule):
             action = rng.uniform(-1, 1, self.source["a"].shape[1])
         else:
             with torch.no_grad():
-                action = agent.actor(as_tensor(runner.obs[None]), self.torch_generator(f"{key}/act"))[0][0].numpy()
+                action = agent.actor(as_tensor(runner.obs[None]), self.torch_generator(f"{key}/act"))[0][
+                    0
+                ].numpy()
         row = runner.step(action, rng, self.step)
         row["gap"] = np.float32(self.row_gap(key, row))
         self.buffers[key].add(**{k: np.asarray(v)[None] for k, v in row.items()})
@@ -158,8 +195,12 @@ class ShiftedDynamicsLearner(AtlasModule):
     def row_gap(self, key: str, row: dict) -> float:
         if key not in self.gaps or key.replace("/", "_") not in self.flows:
             return 0.0
-        gap, _ = self.net(self.flows, key).gap(as_tensor(row["s"][None]), as_tensor(row["a"][None]),
-                                               self.hparams.n_samples, self.torch_generator(f"{key}/gap"))
+        gap, _ = self.net(self.flows, key).gap(
+            as_tensor(row["s"][None]),
+            as_tensor(row["a"][None]),
+            self.hparams.n_samples,
+            self.torch_generator(f"{key}/gap"),
+        )
         return float(gap[0])
 
     # ---- gap machinery ------------------------------------------------------------------------
@@ -167,9 +208,15 @@ class ShiftedDynamicsLearner(AtlasModule):
         hp, keys = self.hparams, [k for k, s in self.specs if s.filter == "wgap"]
         if keys:
             first = self.net(self.flows, keys[0])
-            first.fit_source(as_tensor(self.source["s"]), as_tensor(self.source["a"]), as_tensor(self.source["s2"]),
-                             self.torch_generator("source_flow"), steps=hp.source_flow_steps, batch=hp.flow_batch,
-                             lr=hp.flow_lr)
+            first.fit_source(
+                as_tensor(self.source["s"]),
+                as_tensor(self.source["a"]),
+                as_tensor(self.source["s2"]),
+                self.torch_generator("source_flow"),
+                steps=hp.source_flow_steps,
+                batch=hp.flow_batch,
+                lr=hp.flow_lr,
+            )
             for key in keys[1:]:
                 self.net(self.flows, key).source.load_state_dict(first.source.state_dict())
         self.source_fitted = True
@@ -182,8 +229,15 @@ class ShiftedDynamicsLearner(AtlasModule):
         src = [as_tensor(self.source[k]) for k in ("s", "a", "s2")]
         if spec.filter == "wgap":
             flow = self.net(self.flows, key)
-            flow.fit_target(*tar, g, coupling=hp.coupling, eta=hp.eta, steps=hp.adaptation_flow_steps,
-                            batch=hp.flow_batch, lr=hp.flow_lr)
+            flow.fit_target(
+                *tar,
+                g,
+                coupling=hp.coupling,
+                eta=hp.eta,
+                steps=hp.adaptation_flow_steps,
+                batch=hp.flow_batch,
+                lr=hp.flow_lr,
+            )
             self.gaps[key] = flow.gap(src[0], src[1], hp.n_samples, g)[0].astype(np.float32)
             buf["gap"][:n] = flow.gap(tar[0], tar[1], hp.n_samples, g)[0]
         else:
@@ -204,7 +258,7 @@ class ShiftedDynamicsLearner(AtlasModule):
             idx = rng.integers(0, len(self.source["s"]), hp.batch_size)
             if gated:
                 score = self.gaps[key][idx]
-                idx = idx[score <= np.quantile(score, hp.filter_percent)]   # keep the lowest filter_percent
+                idx = idx[score <= np.quantile(score, hp.filter_percent)]  # keep the lowest filter_percent
             src = {k: self.source[k][idx] for k in rows}
             if bonus:
                 src["r"] = src["r"] + bonus * self.gaps[key][idx]
@@ -216,6 +270,8 @@ class ShiftedDynamicsLearner(AtlasModule):
 
     def training_step(self, step, batch_idx):
         hp = self.hparams
+        if self.step >= hp.updates:  # a resumed epoch may replay finished steps
+            return
         if not self.source_fitted:
             self.fit_source_flows()
         for key, spec in self.specs:
@@ -223,15 +279,23 @@ class ShiftedDynamicsLearner(AtlasModule):
                 self.collect(key, random=True)
             if self.step % hp.tar_env_interact_interval == 0:
                 self.collect(key, random=len(self.buffers[key]) < hp.warmup)
-            if spec.filter != "none" and self.step >= hp.start_gate and (self.step - hp.start_gate) % hp.refit_every == 0:
+            if (
+                spec.filter != "none"
+                and self.step >= hp.start_gate
+                and (self.step - hp.start_gate) % hp.refit_every == 0
+            ):
                 self.refit(key, spec)
         opt = self.optimizers()
         opt.zero_grad()
         total, logs = 0.0, {}
         for key, spec in self.specs:
-            out = self.net(self.agents, key).loss(self.batch(key, spec), hp.gamma, hp.alpha,
-                                                  hp.bc_weight if spec.data == "all" else None,
-                                                  self.torch_generator(f"{key}/update"))
+            out = self.net(self.agents, key).loss(
+                self.batch(key, spec),
+                hp.gamma,
+                hp.alpha,
+                hp.bc_weight if spec.data == "all" else None,
+                self.torch_generator(f"{key}/update"),
+            )
             total = total + out["loss"]
             logs[f"train/{key}_critic"] = out["critic"].detach()
         self.manual_backward(total)
@@ -243,9 +307,13 @@ class ShiftedDynamicsLearner(AtlasModule):
 
     # ---- exact resume ------------------------------------------------------------------------
     def learner_state(self) -> dict:
-        return {"step": self.step, "source_fitted": self.source_fitted, "gaps": dict(self.gaps),
-                "buffers": {k: b.state_dict() for k, b in self.buffers.items()},
-                "runners": {k: r.state_dict() for k, r in self.runners.items()}}
+        return {
+            "step": self.step,
+            "source_fitted": self.source_fitted,
+            "gaps": dict(self.gaps),
+            "buffers": {k: b.state_dict() for k, b in self.buffers.items()},
+            "runners": {k: r.state_dict() for k, r in self.runners.items()},
+        }
 
     def load_learner_state(self, state: dict) -> None:
         self.step, self.source_fitted = int(state["step"]), bool(state["source_fitted"])
@@ -277,20 +345,22 @@ class ShiftedDynamicsLearner(AtlasModule):
         collected = {}
         for key, _ in self.specs:
             buf, m = self.buffers[key].data, len(self.buffers[key])
-            live = slice(min(hp.warmup, m - 1), m)        # the agent's own choices, not the random warmup
+            live = slice(min(hp.warmup, m - 1), m)  # the agent's own choices, not the random warmup
             x = buf["x"][live] if states is not None else None
             collected[key] = self.task.true_gap(buf["s"][live], buf["a"][live] * self.high, x)
-        top_quartile = np.quantile(np.concatenate(list(collected.values())), 0.75)   # pooled over agents
+        top_quartile = np.quantile(np.concatenate(list(collected.values())), 0.75)  # pooled over agents
         out = {}
         for key, spec in self.specs:
             out[f"{key}/top_quartile_share"] = float(np.mean(collected[key] >= top_quartile))
             if key in self.gaps:
                 est = self.gaps[key][rows]
                 scores = filter_scores(est, true, hp.filter_percent)
-                out |= {f"{key}/gap_spearman": stats.spearmanr(est, true)[0],
-                        f"{key}/gap_pearson": stats.pearsonr(est, true)[0],
-                        f"{key}/filter_precision": scores["precision"],
-                        f"{key}/dropped_over_kept": scores["dropped_over_kept"]}
+                out |= {
+                    f"{key}/gap_spearman": stats.spearmanr(est, true)[0],
+                    f"{key}/gap_pearson": stats.pearsonr(est, true)[0],
+                    f"{key}/filter_precision": scores["precision"],
+                    f"{key}/dropped_over_kept": scores["dropped_over_kept"],
+                }
         return out
 
     def test_step(self, batch, batch_idx):
@@ -299,7 +369,9 @@ class ShiftedDynamicsLearner(AtlasModule):
         returns = {}
         for key, _ in self.specs:
             actor = self.net(self.agents, key).actor
-            returns[f"{key}/return"] = evaluate(env, lambda o: actor(as_tensor(o), deterministic=True)[0].numpy(), seed)
+            returns[f"{key}/return"] = evaluate(
+                env, lambda o, actor=actor: actor(as_tensor(o), deterministic=True)[0].numpy(), seed
+            )
         self.record(index, **returns, **self.diagnostics)
 
     def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
@@ -308,7 +380,7 @@ class ShiftedDynamicsLearner(AtlasModule):
         fields = sorted({k.split("/", 2)[2] for k in rows if k.count("/") == 2})
         for name in names:
             keys = [key for key, spec in self.specs if spec.name == name]
-            per_agent[name] = np.array([rows[f"{key}/return"].mean() for key in keys])          # [replicas]
+            per_agent[name] = np.array([rows[f"{key}/return"].mean() for key in keys])  # [replicas]
             out[f"return/{name}_mean"], out[f"return/{name}_std"] = mean_std(per_agent[name])
             for field in fields:
                 values = [rows[f"{key}/{field}"][0] for key in keys if f"{key}/{field}" in rows]
@@ -320,8 +392,9 @@ class ShiftedDynamicsLearner(AtlasModule):
                 if a != b:
                     out[f"return/{a}_minus_{b}"] = float(np.mean(per_agent[a] - per_agent[b]))
                     if f"top_quartile_share/{a}_mean" in out:
-                        out[f"top_quartile_share/{a}_minus_{b}"] = (out[f"top_quartile_share/{a}_mean"]
-                                                                    - out[f"top_quartile_share/{b}_mean"])
+                        out[f"top_quartile_share/{a}_minus_{b}"] = (
+                            out[f"top_quartile_share/{a}_mean"] - out[f"top_quartile_share/{b}_mean"]
+                        )
         self.plot_curves()
         return out
 
@@ -333,7 +406,9 @@ class ShiftedDynamicsLearner(AtlasModule):
             done = np.asarray(self.runners[key].finished).reshape(-1, 2)
             if len(done):
                 ax.plot(done[:, 0], done[:, 1], color=f"C{i % 10}", label=key, lw=1)
-        ax.set(xlabel="gradient step", ylabel="target episode return (training)", title="CompFlow vs baselines")
+        ax.set(
+            xlabel="gradient step", ylabel="target episode return (training)", title="CompFlow vs baselines"
+        )
         ax.legend(fontsize=6)
         self.save_figure(fig, "return_curves")
 
@@ -341,22 +416,22 @@ class ShiftedDynamicsLearner(AtlasModule):
 class SAC(ShiftedDynamicsLearner):
     """SAC on target data only."""
 
-    fixed_agents = [{"name": "sac", "data": "target"}]
+    fixed_agents = ({"name": "sac", "data": "target"},)
 
 
 class BCSAC(ShiftedDynamicsLearner):
     """BC-SAC on all source data plus target data."""
 
-    fixed_agents = [{"name": "bc_sac", "data": "all"}]
+    fixed_agents = ({"name": "bc_sac", "data": "all"},)
 
 
 class CompFlow(ShiftedDynamicsLearner):
     """BC-SAC + W-gap filter on source batches + optimistic gap bonus (lambda = 0.1)."""
 
-    fixed_agents = [{"name": "compflow", "data": "all", "filter": "wgap", "bonus": 0.1}]
+    fixed_agents = ({"name": "compflow", "data": "all", "filter": "wgap", "bonus": 0.1},)
 
 
 class DARCFilter(ShiftedDynamicsLearner):
     """BC-SAC + DARC-classifier filter on source batches (DARC/H2O-like baseline)."""
 
-    fixed_agents = [{"name": "darc_filter", "data": "all", "filter": "darc"}]
+    fixed_agents = ({"name": "darc_filter", "data": "all", "filter": "darc"},)

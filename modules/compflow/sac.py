@@ -37,8 +37,9 @@ class Actor(nn.Module):
             return torch.tanh(mean), torch.zeros(len(s))
         std = log_std.clamp(*LOG_STD).exp()
         u = mean + std * torch.randn(mean.shape, generator=generator)
-        log_prob = torch.distributions.Normal(mean, std).log_prob(u) - 2 * (torch.log(torch.tensor(2.0)) - u
-                                                                             - F.softplus(-2 * u))
+        log_prob = torch.distributions.Normal(mean, std).log_prob(u) - 2 * (
+            torch.log(torch.tensor(2.0)) - u - F.softplus(-2 * u)
+        )
         return torch.tanh(u), log_prob.sum(-1)
 
 
@@ -71,7 +72,9 @@ class SACAgent(nn.Module):
         pi, logp = self.actor(s, generator)
         frozen = [{k: v.detach() for k, v in net.named_parameters()} for net in (self.q1, self.q2)]
         xp = torch.cat([s, pi], -1)
-        q_pi = torch.minimum(*(functional_call(net, p, (xp,)) for net, p in zip((self.q1, self.q2), frozen)))[:, 0]
+        q_pi = torch.minimum(*(functional_call(net, p, (xp,)) for net, p in zip((self.q1, self.q2), frozen)))[
+            :, 0
+        ]
         actor = (alpha * logp - q_pi).mean()
         out = {"critic": critic, "q": q_pi.mean().detach()}
         if bc_weight is not None:

@@ -1,0 +1,36 @@
+"""CompFlow (arXiv:2505.23062) presets end to end: every claim must pass, on 3 seeds (slow tier).
+The Hopper filter preset is short enough for the default tier on one seed."""
+
+import pytest
+
+from tests.helpers import run_launch
+
+QUIET = ["trainer.enable_progress_bar=false", "logger=none"]
+
+
+def run(experiment: str, seed: int, tmp_path, *overrides: str) -> dict:
+    results = run_launch([f"experiment={experiment}", f"seed={seed}", *QUIET, *overrides], tmp_path)
+    failed = [c for c in results["claims"] if not c["passed"]]
+    assert not failed, failed
+    assert list((tmp_path / "plots").glob("*.png")), "plots are saved in the run dir"
+    return results["metrics"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(
+    "experiment", ["compflow_gap_validity", "compflow_disjoint", "compflow_composite", "compflow_pendulum"]
+)
+def test_claims_hold(experiment, seed, tmp_path):
+    run(experiment, seed, tmp_path)
+
+
+def test_hopper_filter_beats_chance(tmp_path):
+    m = run("compflow_hopper_filter", 0, tmp_path)
+    assert m["instances"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_hopper_filter_other_seeds(seed, tmp_path):
+    run("compflow_hopper_filter", seed, tmp_path)
