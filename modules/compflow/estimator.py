@@ -75,6 +75,7 @@ class GapEstimation(AtlasModule):
         baselines: list[Literal["darc", "direct"]] = (),
         darc_steps: PositiveInt = 2000,
         w2_pairs: PositiveInt = 100,
+        predict: Literal["next_state", "delta"] = "next_state",
     ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
@@ -89,7 +90,7 @@ class GapEstimation(AtlasModule):
         g = self.torch_generator(f"instance{index}")
         ds, da = pair.source.s.shape[1], pair.source.a.shape[1]
         train = {"steps": hp.source_steps, "batch": hp.batch_size, "lr": hp.lr, "patience": hp.patience}
-        flow = CompositeFlow(ds, da, hp.hidden, hp.layers, hp.euler_steps)
+        flow = CompositeFlow(ds, da, hp.hidden, hp.layers, hp.euler_steps, hp.predict)
         flow.fit_source(*tensors(pair.source.s, pair.source.a, pair.source.s2), g, **train)
         target = tensors(pair.target.s, pair.target.a, pair.target.s2)
         train["steps"] = hp.target_steps
@@ -135,7 +136,7 @@ class GapEstimation(AtlasModule):
     def generalisation(self, flow, target, pair, g, train) -> dict[str, float]:
         """Composite vs direct target flow: conditional-mean MSE over all eval pairs, W2 on the first
         ``w2_pairs`` of them, each model drawing as many samples as the exact target sample has."""
-        direct = CompositeFlow(*flow.dims)
+        direct = CompositeFlow(*flow.dims, self.hparams.predict)
         direct.source.load_state_dict(flow.source.state_dict())  # only the start distribution differs
         direct.fit_target(*target, g, start="gaussian", **train)
         m, k = self.hparams.w2_pairs, pair.target_samples.shape[1]

@@ -7,6 +7,8 @@
   (s, a) -- x0 = psi_src(z; s, a), re-normalised with target statistics -- and trained on the
   target transitions. ``start="gaussian"`` trains the same network from N(0, I) instead (the direct
   baseline of the composite-generalisation claim).
+* ``predict="delta"`` models s' - s instead of s' (a reconstruction option, off by default: the
+  reference models s'); the gap is the same quantity either way.
 * Gap: gap(s, a) = (1/K) sum_k ||psi_tar(psi_src(z_k)) - psi_src(z_k)|| in raw state units, the
   transport cost of the learned target flow (the W1-like cost the reference code uses);
   ``gap_w2`` is the squared-cost version sqrt((1/K) sum_k ||.||^2).
@@ -146,10 +148,17 @@ class CompositeFlow(nn.Module):
     """psi_src and psi_tar over one environment pair, and the gap between them."""
 
     def __init__(
-        self, state_dim: int, action_dim: int, hidden: int = 128, layers: int = 3, euler_steps: int = 10
+        self,
+        state_dim: int,
+        action_dim: int,
+        hidden: int = 128,
+        layers: int = 3,
+        euler_steps: int = 10,
+        predict: Literal["next_state", "delta"] = "next_state",
     ):
         super().__init__()
         self.dims = (state_dim, action_dim, hidden, layers, euler_steps)
+        self.delta = predict == "delta"  # model s' - s (the gap is unchanged: both flows share the offset)
         self.source = ConditionalFlow(*self.dims)
         self.target = ConditionalFlow(*self.dims)
 
@@ -162,6 +171,7 @@ class CompositeFlow(nn.Module):
         return self.source.transport(z, cond)
 
     def fit_source(self, s, a, s2, generator: torch.Generator, **kw) -> list[float]:
+        s2 = s2 - s if self.delta else s2
         self.source.cond.fit(torch.cat([s, a], 1))
         self.source.out.fit(s2)
         cond, x1 = self.condition(s, a), self.source.out(s2)
@@ -185,6 +195,7 @@ class CompositeFlow(nn.Module):
     ) -> list[float]:
         """Re-initialise psi_tar and train it from scratch on target transitions."""
         init_from(self.target.v, generator)
+        s2 = s2 - s if self.delta else s2
         self.target.out.fit(s2)
         cond, x1 = self.condition(s, a), self.target.out(s2)
         if start == "gaussian":
@@ -208,7 +219,8 @@ class CompositeFlow(nn.Module):
             x0 = torch.randn(len(cond), self.dims[0], generator=generator)
         else:
             x0 = self.target.out(self.source_sample(cond, generator))
-        return self.target.transport(x0, cond).reshape(len(s), n, -1)
+        draws = self.target.transport(x0, cond).reshape(len(s), n, -1)
+        return draws + s[:, None] if self.delta else draws
 
     @torch.no_grad()
     def gap(

@@ -108,6 +108,7 @@ class ShiftedDynamicsLearner(AtlasModule):
         eta: PositiveFloat = 0.05,
         darc_steps: PositiveInt = 500,
         diagnostic_rows: PositiveInt = 2000,
+        predict: Literal["next_state", "delta"] = "next_state",
     ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
@@ -140,7 +141,9 @@ class ShiftedDynamicsLearner(AtlasModule):
             agent.update_targets(1.0)
         self.flows = nn.ModuleDict(
             {
-                key.replace("/", "_"): make(CompositeFlow(ds, da, flow_hidden, flow_layers, euler_steps), key)
+                key.replace("/", "_"): make(
+                    CompositeFlow(ds, da, flow_hidden, flow_layers, euler_steps, predict), key
+                )
                 for key, s in self.specs
                 if s.filter == "wgap"
             }
