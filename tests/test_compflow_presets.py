@@ -34,3 +34,17 @@ def test_hopper_filter_beats_chance(tmp_path):
 @pytest.mark.parametrize("seed", [1, 2])
 def test_hopper_filter_other_seeds(seed, tmp_path):
     run("compflow_hopper_filter", seed, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env", ["Hopper-v5", "HalfCheetah-v5"])
+@pytest.mark.parametrize("shift,level", [("friction", 5.0), ("gravity", 0.5)])
+def test_mujoco_returns(env, shift, level, tmp_path):
+    run(
+        "compflow_mujoco_returns",
+        0,
+        tmp_path,
+        f"task.env={env}",
+        f"task.shift={shift}",
+        f"task.level={level}",
+    )
