@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 import numpy as np
 import ot
 import torch
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 from scipy import stats
 
 from experiments.compflow.transitions import TransitionPair
@@ -74,6 +74,7 @@ class GapEstimation(AtlasModule):
         filter_percent: Fraction = 0.8,
         baselines: list[Literal["darc", "direct"]] = (),
         darc_steps: PositiveInt = 2000,
+        darc_input_noise: NonNegativeFloat = 0.1,
         w2_pairs: PositiveInt = 100,
         predict: Literal["next_state", "delta"] = "next_state",
     ):
@@ -120,6 +121,7 @@ class GapEstimation(AtlasModule):
                 hp.batch_size,
                 hp.lr,
                 g,
+                hp.darc_input_noise,
             )
             dr = darc.reward_correction(s, a, s2)
             row |= {
