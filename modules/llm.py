@@ -222,8 +222,11 @@ class LanguageModel:
         return outputs
 
     def chat_ids(self, prompt: str, system: str | None = None) -> dict[str, torch.Tensor]:
-        """``input_ids``/``attention_mask`` ``[1, T]`` of a user turn (and system turn) + generation prompt."""
+        """``input_ids``/``attention_mask`` ``[1, T]`` of a user turn (and system turn) + generation prompt;
+        a base model without a chat template (Gemma-3-270M) gets the plain text, system first."""
         _, tokenizer = self.load()
+        if tokenizer.chat_template is None:
+            return tokenizer((f"{system}\n\n" if system else "") + f"{prompt}\n", return_tensors="pt")
         messages = ([{"role": "system", "content": system}] if system else [])
         messages.append({"role": "user", "content": prompt})
         return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
