@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from modules.runtime.config import ConfigError, register_schema, validate
 
 log = logging.getLogger("atlas")
-warnings.filterwarnings("ignore", message=".*`srun` command is available.*")   # a laptop with SLURM tools
+warnings.filterwarnings("ignore", message=".*`srun` command is available.*")  # a laptop with SLURM tools
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")  # lightning vs torch 2.13
 register_schema()
 
@@ -62,8 +62,10 @@ def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence = ()) -> float | Non
             results = write_results(run_dir / "metrics.json", cfg.experiment_name, cfg.seed, metrics, claims)
             log.info("\n%s\nresults: %s", summary(results), run_dir / "metrics.json")
         if cfg.objective and cfg.objective not in metrics:
-            raise ConfigError(f"objective={cfg.objective!r} is not a metric of this run (metrics.json is written); "
-                              f"metrics: {', '.join(metrics)}")
+            raise ConfigError(
+                f"objective={cfg.objective!r} is not a metric of this run (metrics.json is written); "
+                f"metrics: {', '.join(metrics)}"
+            )
         return metrics[cfg.objective] if cfg.objective else None
     finally:
         finish_logger(logger)
@@ -75,7 +77,7 @@ def main(cfg: DictConfig) -> float | None:
 
     try:
         return run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except ConfigError as err:                 # one clear message (also in <run_dir>/launch.log), no traceback
+    except ConfigError as err:  # one clear message (also in <run_dir>/launch.log), no traceback
         log.error("%s", err)
         sys.exit(2)
     except Interrupted as err:

@@ -37,17 +37,26 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Logger | bool:
         return False
     try:
         logger = safe_instantiate(cfg.logger, save_dir=str(run_dir))
-        if isinstance(logger, WandbLogger):      # start the run now, so a failure surfaces here
+        if isinstance(logger, WandbLogger):  # start the run now, so a failure surfaces here
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         return logger
-    except Exception as err:                     # noqa: BLE001 -- any logger failure must not cost the run
-        log.warning("logger %s failed (%s); falling back to CSV in %s", cfg.logger.get("_target_"), err, run_dir)
+    except Exception as err:  # noqa: BLE001 -- any logger failure must not cost the run
+        log.warning(
+            "logger %s failed (%s); falling back to CSV in %s", cfg.logger.get("_target_"), err, run_dir
+        )
         return CSVLogger(save_dir=str(run_dir), name="csv")
 
 
 # keys that change how a run is shown or where it runs, never what it computes
-PRESENTATION_KEYS = ("logger", "trainer.enable_progress_bar", "trainer.log_every_n_steps", "hardware.threads",
-                     "objective", "fresh")
+PRESENTATION_KEYS = (
+    "logger",
+    "trainer.enable_progress_bar",
+    "trainer.log_every_n_steps",
+    "hardware.threads",
+    "objective",
+    "fresh",
+    "reproduce_seeds",
+)
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -70,14 +79,19 @@ def check_rerun(cfg: DictConfig, run_dir: Path) -> None:
         return
     saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
     now = _flat(OmegaConf.to_container(OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True))))
-    differ = sorted(k for k in saved.keys() | now.keys()
-                    if saved.get(k) != now.get(k) and not k.startswith(PRESENTATION_KEYS))
+    differ = sorted(
+        k
+        for k in saved.keys() | now.keys()
+        if saved.get(k) != now.get(k) and not k.startswith(PRESENTATION_KEYS)
+    )
     if differ:
         from modules.runtime.config import ConfigError
 
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in differ[:8])
-        raise ConfigError(f"{run_dir} holds a run of another config ({shown}{', …' if len(differ) > 8 else ''}); "
-                          "choose another hydra.run.dir, or add fresh=true to discard it and start over")
+        raise ConfigError(
+            f"{run_dir} holds a run of another config ({shown}{', …' if len(differ) > 8 else ''}); "
+            "choose another hydra.run.dir, or add fresh=true to discard it and start over"
+        )
 
 
 @rank_zero_only
@@ -121,8 +135,11 @@ class GracefulStop(Callback):
         if self.requested is not None:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
-        log.warning("%s: finishing the current step, saving %s, then stopping (again to abort)",
-                    self.requested, self.path)
+        log.warning(
+            "%s: finishing the current step, saving %s, then stopping (again to abort)",
+            self.requested,
+            self.path,
+        )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -131,8 +148,10 @@ class GracefulStop(Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         if self.requested is not None:
             trainer.save_checkpoint(self.path)
-            raise Interrupted(f"{self.requested} at step {trainer.global_step}; saved {self.path}: "
-                              "rerun the same command to resume")
+            raise Interrupted(
+                f"{self.requested} at step {trainer.global_step}; saved {self.path}: "
+                "rerun the same command to resume"
+            )
 
     def on_train_end(self, *args: Any) -> None:
         self.restore()
@@ -157,8 +176,9 @@ class SaveFinalState(Callback):
         trainer.save_checkpoint(self.path)
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, logger: Logger | bool,
-                  callbacks: Sequence[Callback] = ()) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, logger: Logger | bool, callbacks: Sequence[Callback] = ()
+) -> pl.Trainer:
     kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
     kwargs["accelerator"] = cfg.trainer.accelerator.value
     kwargs["strategy"] = cfg.trainer.strategy.value
@@ -170,8 +190,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger: Logger | bool,
         logger=logger,
         plugins=plugins,
         callbacks=[
-            ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                            every_n_train_steps=cfg.checkpoint_every_n_steps),
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                save_last=True,
+                save_top_k=0,
+                every_n_train_steps=cfg.checkpoint_every_n_steps,
+            ),
             SaveFinalState(ckpt_dir / "last.ckpt"),
             GracefulStop(ckpt_dir / "last.ckpt"),
             *callbacks,
