@@ -38,6 +38,7 @@ def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence = ()) -> float | Non
         check_rerun,
         finish_logger,
         last_checkpoint,
+        log_results,
         save_resolved_config,
     )
 
@@ -60,6 +61,7 @@ def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence = ()) -> float | Non
         if trainer.is_global_zero:
             claims = OmegaConf.to_container(cfg.claims, resolve=True)
             results = write_results(run_dir / "metrics.json", cfg.experiment_name, cfg.seed, metrics, claims)
+            log_results(logger, results)
             log.info("\n%s\nresults: %s", summary(results), run_dir / "metrics.json")
         if cfg.objective and cfg.objective not in metrics:
             raise ConfigError(

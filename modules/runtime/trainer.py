@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Sequence
@@ -33,12 +34,22 @@ log = logging.getLogger(__name__)
 
 
 def build_logger(cfg: DictConfig, run_dir: Path) -> Logger | bool:
+    """The configured logger; a W&B run keeps its id in ``<run_dir>/wandb_id``, so a resumed run
+    (a rerun, a SLURM requeue) continues the same W&B run."""
     if not cfg.logger:
         return False
     try:
-        logger = safe_instantiate(cfg.logger, save_dir=str(run_dir))
+        extra: dict[str, Any] = {}
+        id_file = run_dir / "wandb_id"
+        if cfg.logger._target_.endswith("WandbLogger"):
+            os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banner and run summary, unless asked for
+            if id_file.exists():
+                extra = {"id": id_file.read_text().strip(), "resume": "allow"}
+        logger = safe_instantiate(cfg.logger, save_dir=str(run_dir), **extra)
         if isinstance(logger, WandbLogger):  # start the run now, so a failure surfaces here
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            if trainer_rank() == 0:
+                id_file.write_text(logger.experiment.id)
         return logger
     except Exception as err:  # noqa: BLE001 -- any logger failure must not cost the run
         log.warning(
@@ -99,6 +110,22 @@ def save_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
     """``<run_dir>/config.yaml``: the config exactly as the run saw it (Hydra keeps the unresolved one)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+
+
+def trainer_rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
+
+
+def log_results(logger: Logger | bool, results: dict[str, Any]) -> None:
+    """The claims as a W&B table (claim, value, threshold, passed) beside the run's metrics."""
+    if isinstance(logger, WandbLogger):
+        columns = ["claim", "statement", "metric", "value", "op", "threshold", "passed", "paper"]
+        logger.log_table(
+            key="claims",
+            columns=columns,
+            data=[[c["id"], *(c[k] for k in columns[1:])] for c in results["claims"]],
+        )
+        logger.experiment.summary.update({f"claims/{c['id']}": c["passed"] for c in results["claims"]})
 
 
 def finish_logger(logger: Logger | bool) -> None:
@@ -183,6 +210,7 @@ def build_trainer(
     kwargs["accelerator"] = cfg.trainer.accelerator.value
     kwargs["strategy"] = cfg.trainer.strategy.value
     ckpt_dir = run_dir / "checkpoints"
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU/tips banner per run
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
     return pl.Trainer(
         **kwargs,
