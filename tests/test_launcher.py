@@ -32,7 +32,7 @@ def test_every_experiment_composes_and_validates(experiment):
 
 def test_help_lists_groups_and_choices():
     out = cli("--help").stdout
-    assert "hardware: cpu, ddp, ddp_cpu, gpu, slurm" in out
+    assert "hardware: cpu, ddp, ddp_cpu, gpu, slurm, slurm_cpu" in out
     assert "logger: csv, none, wandb" in out
     for group in ("task:", "algorithm:", "model:", "experiment:", "hparams_search:"):
         assert group in out
@@ -127,9 +127,7 @@ def test_real_slurm_multirun(tmp_path):
     cli(
         "-m",
         *FAST,
-        "hardware=slurm",
-        "trainer.accelerator=cpu",
-        "hydra.launcher.gpus_per_node=null",
+        "hardware=slurm_cpu",
         "hydra.launcher.partition=debug",
         "hydra.launcher.cpus_per_task=1",
         "hydra.launcher.mem_gb=2",
@@ -138,6 +136,7 @@ def test_real_slurm_multirun(tmp_path):
         "seed=0,1",
         f"hydra.sweep.dir={tmp_path}",
         timeout=900,
+        env={"SLURM_CONF": "/run/atlas-slurm/slurm.conf"},
     )
     jobs = sorted(tmp_path.glob("*/metrics.json"))
     assert [p.parent.name for p in jobs] == ["0", "1"]
