@@ -14,26 +14,19 @@ import time
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
-from omegaconf import OmegaConf
-
 from modules.llm import LLM_MODELS
-from modules.runtime.config import locate, offers_of
-from tests.helpers import CONF_DIR, ROOT, run_launch
+from tests.helpers import ROOT, algorithm_pairs, run_launch
 
 STEPS, EVERY, CRASH_AT = 12, 4, 10  # periodic checkpoints at 4 and 8; the crash loses steps 9-10
 
 
 def learners() -> list:
-    tasks = {p.stem: OmegaConf.load(p)._target_ for p in sorted((CONF_DIR / "task").glob("*.yaml"))}
     found = []
-    for path in sorted((CONF_DIR / "algorithm").glob("*.yaml")):
-        algorithm = locate(OmegaConf.load(path)._target_)
-        if "fit" not in algorithm.stages:
-            continue
-        task = next(t for t, target in tasks.items() if algorithm.needs in offers_of(target))
-        model = algorithm.models[0]
-        marks = [pytest.mark.llm, pytest.mark.slow] if model in LLM_MODELS else []
-        found.append(pytest.param(task, path.stem, model, marks=marks, id=path.stem))
+    for name, algorithm, tasks in algorithm_pairs():
+        if "fit" in algorithm.stages and tasks:
+            model = algorithm.models[0]
+            marks = [pytest.mark.llm, pytest.mark.slow] if model in LLM_MODELS else []
+            found.append(pytest.param(tasks[0], name, model, marks=marks, id=name))
     return found
 
 
