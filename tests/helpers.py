@@ -14,7 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from modules.runtime.config import register_schema
+from modules.runtime.config import group_options, locate, offers_of, register_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -52,3 +52,14 @@ def cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 60
         raise AssertionError(f"launch.py {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+def algorithm_pairs() -> list[tuple[str, type, list[str]]]:
+    """Every ``conf/algorithm`` option as ``(name, class, [compatible conf/task options])``, from the
+    configs themselves: a new method's pairs are covered the moment its configs exist."""
+    tasks = {name: c._target_ for name, c in group_options("task").items() if "_target_" in c}
+    found = []
+    for name, c in group_options("algorithm").items():
+        algorithm = locate(c._target_)
+        found.append((name, algorithm, [t for t, target in tasks.items() if algorithm.needs in offers_of(target)]))
+    return found
