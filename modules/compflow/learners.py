@@ -380,7 +380,9 @@ class ShiftedDynamicsLearner(AtlasModule):
     def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
         names = list(dict.fromkeys(spec.name for _, spec in self.specs))
         out, per_agent = {"instances": len(rows["index"])}, {}
-        fields = sorted({k.split("/", 2)[2] for k in rows if k.count("/") == 2})
+        fields = sorted(
+            {k.split("/", 2)[2] for k in rows if k.count("/") == 2} - {"return"}
+        )  # per-agent scalars
         for name in names:
             keys = [key for key, spec in self.specs if spec.name == name]
             per_agent[name] = np.array([rows[f"{key}/return"].mean() for key in keys])  # [replicas]
