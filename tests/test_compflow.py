@@ -119,7 +119,8 @@ def test_gap_estimator_short_run(tmp_path):
 
 
 def test_learners_train_and_resume_exactly(tmp_path):
-    """CompFlow, SAC and the DARC filter (BC-SAC is CompFlow before the gate), gate and refits inside the run; a run preempted mid-way ends identically."""
+    """CompFlow, SAC and the DARC filter (BC-SAC is CompFlow before the gate), gate and refits
+    inside the run; a run preempted mid-way ends identically."""
     small = [
         "task=compflow_pendulum",
         "algorithm=compflow_compare",

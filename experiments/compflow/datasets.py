@@ -38,7 +38,7 @@ def rollouts(
 
 
 def save(path: Path, data: dict, manifest: dict) -> None:
-    """Write manifest then arrays, each through a temporary file (concurrent readers never see half a file)."""
+    """Write manifest then arrays, each through a temporary file (readers never see half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))

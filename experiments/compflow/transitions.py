@@ -30,7 +30,8 @@ class TransitionPair:
     """One estimator-check instance.
 
     ``true_gap`` [m] is the ground-truth gap at the evaluation pairs ``eval_s`` [m, ds], ``eval_a``
-    [m, da] (``eval_s2``: a source next state there); ``shifted`` [m] marks the region where the dynamics differ; ``target_samples``
+    [m, da] (``eval_s2``: a source next state there); ``shifted`` [m] marks the region where the
+    dynamics differ; ``target_samples``
     [m, k, ds] (optional) are exact draws from P_tar(.|s,a) and ``target_mean`` [m, ds] its mean,
     for scoring learned target flows. ``labels`` name the instance's setting (scale, sigma, ...).
     """

@@ -353,7 +353,7 @@ class ShiftedDynamicsLearner(AtlasModule):
             collected[key] = self.task.true_gap(buf["s"][live], buf["a"][live] * self.high, x)
         top_quartile = np.quantile(np.concatenate(list(collected.values())), 0.75)  # pooled over agents
         out = {}
-        for key, spec in self.specs:
+        for key, _ in self.specs:
             out[f"{key}/top_quartile_share"] = float(np.mean(collected[key] >= top_quartile))
             if key in self.gaps:
                 est = self.gaps[key][rows]
