@@ -7,7 +7,7 @@ import pytest
 from experiments.iamfm.simulator import draw
 from experiments.iamfm.task import AdAuctionTask, AdInstance
 from experiments.iamfm.vcg_brute import brute_force_vcg
-from modules.iamfm.cache import EvaluationCache, simulator_sampler
+from modules.iamfm.cache import EvaluationCache, simulator_caches, simulator_sampler
 from modules.iamfm.cokriging import CoKriging, mf_gp_ucb
 from modules.iamfm.elimination import sh_schedule, successive_halving, uniform_allocation
 from modules.iamfm.payments import audit, run_mechanism
@@ -96,9 +96,9 @@ def test_noise_free_optimisers_and_payments_are_exact(seed):
         )
         assert inst.welfare(w)[arm] == inst.welfare(w).max()
     for rule in ("warm", "cold"):
-        out = run_mechanism(inst, inst.values, 100, streams(task, 0), rule, fresh=5)
+        out = run_mechanism(inst, inst.values, 100, simulator_caches(inst, streams(task, 0)), rule, fresh=5)
         np.testing.assert_allclose(out.payments, payments, atol=1e-12)
-        row = audit(inst, 100, streams(task, 0), rule, [0.0, 2.0], fresh=5)
+        row = audit(inst, 100, simulator_caches(inst, streams(task, 0)), rule, [0.0, 2.0], fresh=5)
         assert row["misreport_gain"].max() <= 1e-12 and row["ir_slack"].min() >= -1e-12
 
 
@@ -119,8 +119,8 @@ def test_gp_ucb_stays_within_budget_and_beats_a_random_pick():
 def test_warm_counterfactuals_reuse_the_cache():
     task = AdAuctionTask(fidelities=PROXY)
     inst = task.make(0)
-    warm = run_mechanism(inst, inst.values, 1000, streams(task, 0), "warm")
-    cold = run_mechanism(inst, inst.values, 1000, streams(task, 0), "cold")
+    warm = run_mechanism(inst, inst.values, 1000, simulator_caches(inst, streams(task, 0)), "warm")
+    cold = run_mechanism(inst, inst.values, 1000, simulator_caches(inst, streams(task, 0)), "cold")
     assert warm.arm == cold.arm and np.array_equal(warm.W_minus, cold.W_minus)  # same main run
     assert warm.new_cost.sum() < cold.new_cost.sum()
 

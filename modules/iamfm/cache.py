@@ -32,6 +32,8 @@ def simulator_sampler(instance: AdInstance, stream: Callable[[str], np.random.Ge
 
 
 class EvaluationCache:
+    """Counts [F, K] and outcome sums [F, K, n + 1] of the generations drawn through ``sampler``."""
+
     def __init__(self, costs: np.ndarray, n_configs: int, n_outcomes: int, sampler: Sampler):
         self.costs, self.sampler = np.asarray(costs, dtype=np.float64), sampler
         self.counts = np.zeros((len(costs), n_configs), dtype=np.int64)  # [F, K]
@@ -61,3 +63,13 @@ class EvaluationCache:
         arms = np.atleast_1d(arms)
         p = self.sums[f, arms] / self.counts[f, arms, None]  # [A, n + 1]
         return (p * (1 - p)) @ weights**2 / self.counts[f, arms]
+
+
+def simulator_caches(instance: AdInstance, stream: Callable[[str], np.random.Generator]):
+    """``caches(prefix)``: a fresh simulator-backed cache drawing from the streams ``<prefix>/...``."""
+
+    def caches(prefix: str) -> EvaluationCache:
+        sampler = simulator_sampler(instance, lambda name: stream(f"{prefix}/{name}"))
+        return EvaluationCache(instance.costs, len(instance.configs), instance.n + 1, sampler)
+
+    return caches

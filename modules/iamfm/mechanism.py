@@ -19,9 +19,10 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat
+from pydantic import Field, NonNegativeFloat, PositiveFloat
 
 from modules.base import AtlasModule
+from modules.iamfm.cache import simulator_caches
 from modules.iamfm.payments import audit
 from modules.stats import mean_std
 
@@ -42,7 +43,7 @@ class IAMFMMechanism(AtlasModule):
         audited: Rule = "warm",
         misreports: list[NonNegativeFloat] = (0.0, 0.5, 1.5, 3.0),
         eta: Annotated[int, Field(ge=2)] = 3,
-        fresh: NonNegativeInt = 60,
+        fresh: Annotated[float, Field(ge=0, lt=1)] = 0.1,
     ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
@@ -56,9 +57,10 @@ class IAMFMMechanism(AtlasModule):
         row = {}
         for B in self.budgets:
             for rule in self.rules:
-                stream = lambda name, s=f"B{B:g}": self.task.rng(index, f"{s}/{name}")
+                caches = simulator_caches(inst, lambda name, s=f"B{B:g}": self.task.rng(index, f"{s}/{name}"))
                 grid = self.misreports if rule == self.audited else []
-                result = audit(inst, B, stream, rule, grid, self.eta, self.fresh)
+                fresh = max(1, int(self.fresh * B / inst.costs[inst.target])) if self.fresh else 0
+                result = audit(inst, B, caches, rule, grid, self.eta, fresh)
                 row |= {f"B{B:g}/{rule}/{k}": v for k, v in result.items()}
         self.record(index, **row)
 

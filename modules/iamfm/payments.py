@@ -9,8 +9,8 @@ where every H_{-i} = max W_{-i} is itself an optimisation. Two counterfactual ru
   are drawn only for the deficit (arms eliminated early in the main run, higher fidelities).
 
 Either way the chosen counterfactual arm is re-evaluated with ``fresh`` new target generations (its
-optimisation estimate carries the winner's curse). W_{-i}(theta_hat) comes from the main run's target
-generations. :func:`audit` measures, in true values, eps_opt, eps_est,i and eps_cf,i, the IR slack
+optimisation estimate carries the winner's curse), and so is theta_hat for W_{-i}(theta_hat) (counted
+in the main run's cost); ``fresh = 0`` uses the optimisation's own estimates instead. :func:`audit` measures, in true values, eps_opt, eps_est,i and eps_cf,i, the IR slack
 u_i + eps_opt + eps_est,i + eps_cf,i and the best misreport's gain on a grid (common random numbers).
 """
 
@@ -23,11 +23,11 @@ from typing import Literal
 import numpy as np
 
 from experiments.iamfm.task import AdInstance
-from modules.iamfm.cache import EvaluationCache, simulator_sampler
+from modules.iamfm.cache import EvaluationCache
 from modules.iamfm.elimination import sh_schedule, successive_halving
 from modules.iamfm.vcg import vcg
 
-Stream = Callable[[str], np.random.Generator]  # named RNG streams of one instance
+Caches = Callable[[str], EvaluationCache]  # prefix -> an empty cache drawing from its own streams
 Rule = Literal["warm", "cold"]
 
 
@@ -44,21 +44,20 @@ def run_mechanism(
     instance: AdInstance,
     bids: np.ndarray,
     budget: float,
-    stream: Stream,
+    cache: Caches,
     rule: Rule,
     eta: int = 3,
     fresh: int = 60,
 ) -> Outcome:
     """theta_hat by multi-fidelity SH on the reported bids, then one counterfactual per advertiser."""
     K, n, t = len(instance.configs), instance.n, instance.target
-
-    def cache(prefix: str) -> EvaluationCache:
-        sampler = simulator_sampler(instance, lambda name: stream(f"{prefix}/{name}"))
-        return EvaluationCache(instance.costs, K, n + 1, sampler)
-
     main, schedule = cache("main"), sh_schedule(K, instance.costs, budget, eta, multi_fidelity=True)
     arm = successive_halving(main, instance.weights(bids), schedule, eta)
-    W_minus = np.array([main.estimate(arm, t, instance.weights(bids, drop=i))[0] for i in range(n)])
+    chosen = main
+    if fresh:
+        chosen = cache("fresh")
+        chosen.ensure(np.array([arm]), t, fresh)
+    W_minus = np.array([chosen.estimate(arm, t, instance.weights(bids, drop=i))[0] for i in range(n)])
     H, new_cost = np.zeros(n), np.zeros(n)
     for i in range(n):
         w = instance.weights(bids, drop=i)
@@ -78,17 +77,18 @@ def run_mechanism(
 def audit(
     instance: AdInstance,
     budget: float,
-    stream: Stream,
+    cache: Caches,
     rule: Rule,
     misreports: list[float],
     eta: int = 3,
     fresh: int = 60,
 ) -> dict[str, np.ndarray]:
-    """Truthful run vs exact VCG, and each advertiser's best misreport b_i = c v_i, c in ``misreports``."""
+    """Truthful run vs exact VCG on ``instance.means`` (the ground truth), and each advertiser's best
+    misreport b_i = c v_i, c in ``misreports``, rerun on the same caches' streams."""
     v, t, n = instance.values, instance.target, instance.n
     mu = instance.means[t]
     star, p_true, H_true = vcg(mu, v, instance.lam)
-    out = run_mechanism(instance, v, budget, stream, rule, eta, fresh)
+    out = run_mechanism(instance, v, budget, cache, rule, eta, fresh)
     W = instance.welfare(instance.weights(v))
     W_minus_true = np.array([instance.welfare(instance.weights(v, drop=i))[out.arm] for i in range(n)])
     eps_opt = W[star] - W[out.arm]
@@ -108,7 +108,7 @@ def audit(
         for c in misreports:
             bids = v.copy()
             bids[i] = c * v[i]
-            lie = run_mechanism(instance, bids, budget, stream, rule, eta, fresh)
+            lie = run_mechanism(instance, bids, budget, cache, rule, eta, fresh)
             g = v[i] * mu[lie.arm, i] - lie.payments[i] - utility[i]
             if g > gain[i]:
                 eps_est_lie = abs(lie.W_minus[i] - instance.welfare(instance.weights(v, drop=i))[lie.arm])

@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from modules.base import AtlasModule
-from modules.iamfm.cache import EvaluationCache, simulator_sampler
+from modules.iamfm.cache import EvaluationCache, simulator_caches
 from modules.iamfm.cokriging import CoKriging, mf_gp_ucb
 from modules.iamfm.elimination import sh_schedule, successive_halving, uniform_allocation
 from modules.stats import mean_std, one_sided_upper
@@ -73,9 +73,7 @@ class RegretCurves(AtlasModule):
         row = {}
         for method in self.methods:
             for B in self.budgets:
-                stream = f"{method}/B{B:g}"
-                sampler = simulator_sampler(inst, lambda name, s=stream: self.task.rng(index, f"{s}/{name}"))
-                cache = EvaluationCache(inst.costs, len(inst.configs), inst.n + 1, sampler)
+                cache = simulator_caches(inst, lambda name: self.task.rng(index, name))(f"{method}/B{B:g}")
                 arm = self.optimise(method, cache, inst, weights, B)
                 row[f"{method}/B{B:g}/regret"] = W.max() - W[arm]
                 row[f"{method}/B{B:g}/cost"] = cache.cost
