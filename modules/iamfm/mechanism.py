@@ -89,7 +89,9 @@ class IAMFMMechanism(AtlasModule):
             negative.append(out[f"iamfm/{key}/negative_utility_frac"])
             if self.misreports:
                 gain, bound = rows[f"{key}/misreport_gain"], rows[f"{key}/misreport_bound"]
+                exact = rows[f"{key}/misreport_bound_exact"]
                 out |= {
+                    f"iamfm/{key}/within_exact_bound_frac": (gain <= exact + 1e-9).mean(),
                     f"iamfm/{key}/misreport_gain": gain.mean(),
                     f"iamfm/{key}/misreport_gain_max": gain.max(),
                     f"iamfm/{key}/within_bound_frac": (gain <= bound + 1e-9).mean(),
@@ -106,6 +108,9 @@ class IAMFMMechanism(AtlasModule):
         if gains:
             out["claim/within_bound_frac_min"] = min(
                 out[f"iamfm/B{B:g}/{self.audited}/within_bound_frac"] for B in self.budgets
+            )
+            out["claim/within_exact_bound_frac_min"] = min(
+                out[f"iamfm/B{B:g}/{self.audited}/within_exact_bound_frac"] for B in self.budgets
             )
             if len(self.budgets) > 1:
                 out["claim/misreport_gain_increase_max"] = float(np.max(np.diff(gains)))

@@ -10,8 +10,11 @@ where every H_{-i} = max W_{-i} is itself an optimisation. Two counterfactual ru
 
 Either way the chosen counterfactual arm is re-evaluated with ``fresh`` new target generations (its
 optimisation estimate carries the winner's curse), and so is theta_hat for W_{-i}(theta_hat) (counted
-in the main run's cost); ``fresh = 0`` uses the optimisation's own estimates instead. :func:`audit` measures, in true values, eps_opt, eps_est,i and eps_cf,i, the IR slack
-u_i + eps_opt + eps_est,i + eps_cf,i and the best misreport's gain on a grid (common random numbers).
+in the main run's cost); ``fresh = 0`` uses the optimisation's own estimates instead.
+:func:`audit` measures, in true values, eps_opt, eps_est,i and eps_cf,i, the IR slack
+u_i + eps_opt + eps_est,i + eps_cf,i and the best misreport's gain on a grid (common random numbers)
+with two bounds: eps_opt + eps_est(v) + eps_est(b') + 2 eps_cf(v), and the derivation's exact
+eps_opt + eps_est(v) + eps_est(b') + eps_cf(v) + eps_cf(b') (warm starting makes eps_cf depend on b_i).
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def audit(
         "payment_error": np.abs(out.payments - p_true),
         "new_cost": out.new_cost,
     }
-    gain, bound = np.full(n, -np.inf), np.zeros(n)
+    gain, bound, exact = np.full(n, -np.inf), np.zeros(n), np.zeros(n)
     for i in range(n):
         for c in misreports:
             bids = v.copy()
@@ -113,6 +116,7 @@ def audit(
             if g > gain[i]:
                 eps_est_lie = abs(lie.W_minus[i] - instance.welfare(instance.weights(v, drop=i))[lie.arm])
                 gain[i], bound[i] = g, eps_opt + eps_est[i] + eps_est_lie + 2 * eps_cf[i]
+                exact[i] = bound[i] - eps_cf[i] + abs(lie.H[i] - H_true[i])  # eps_cf(v) + eps_cf(b')
     if misreports:
-        row |= {"misreport_gain": gain, "misreport_bound": bound}
+        row |= {"misreport_gain": gain, "misreport_bound": bound, "misreport_bound_exact": exact}
     return row
