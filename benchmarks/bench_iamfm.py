@@ -54,9 +54,7 @@ def main() -> None:
     )  # [300, 27, 4]: the proxy differs per seed
     rng = np.random.default_rng(0)
     print(f"IAMFM simulator: {SEEDS} seeds x {means.shape[1]} configurations x m generations (one core)\n")
-    print(
-        "| m | vectorised s | loop s | loop / vectorised | scalar s (x300) | scalar / vectorised | max error |"
-    )
+    print("| m | vectorised s | loop s | loop / vect. | scalar s (x300) | scalar / vect. | max error |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for m in (100, 1000, 3000):
         fast, t_fast = timed(draw, means, m, rng)

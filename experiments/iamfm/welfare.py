@@ -24,7 +24,8 @@ def strength_grid(levels: list[float], n: int) -> np.ndarray:
 
 
 class LogisticCrowding(BaseModel):
-    """p_i = sigma(slope theta_i - offset - crowding sum_{j != i} theta_j), q = sigma(sat_offset - sat_slope sum theta)."""
+    """p_i = sigma(slope theta_i - offset - crowding sum_{j != i} theta_j),
+    q = sigma(sat_offset - sat_slope sum_j theta_j)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["logistic_crowding"] = "logistic_crowding"

@@ -2,11 +2,12 @@
 
 IAMFM's elimination instantiation (arXiv:2604.06263), in the successive-halving form of Karnin,
 Koren & Somekh (ICML 2013) and Jamieson & Talwalkar (AISTATS 2016): R = ceil(log_eta K) rungs; rung r
-gets an equal share of what is left (at least one generation per survivor); the n_r = ceil(K / eta^r) survivors of rung r are topped up to a cumulative
-count at fidelity f_r and the best ceil(n_r / eta) by estimated welfare survive; the last rung keeps
-one. Multi-fidelity: rung r uses fidelity min(r, F - 1) (fidelities ordered cheap to target) and the
-last rung the target, so the cheapest proxy only screens the full set. With a single (sample-count)
-fidelity this is plain SH. Written here because it is a dozen lines over our cache.
+gets an equal share of what is left (at least one generation per survivor); its n_r = ceil(K / eta^r)
+survivors are topped up to a cumulative count at fidelity f_r and the best ceil(n_r / eta) by
+estimated welfare survive; the last rung keeps one. Multi-fidelity: rung r uses fidelity
+min(r, F - 1) (fidelities ordered cheap to target) and the last rung the target, so the cheapest
+proxy only screens the full set. With a single (sample-count) fidelity this is plain SH. Written
+here because it is a dozen lines over our cache.
 """
 
 from __future__ import annotations
