@@ -7,7 +7,8 @@ every claim that says "A beats B" computes its interval the same way. Inputs are
 
 from __future__ import annotations
 
-from typing import Callable, Literal, NamedTuple
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
 import numpy as np
 from scipy import stats
