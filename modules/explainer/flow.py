@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modules.flow_matching import VelocityMLP
+from modules.flow_matching import VelocityMLP, euler_sample
 from modules.nets import MLP
 
 
@@ -60,8 +60,10 @@ class CrossAttentionVelocity(nn.Module):
 
 
 def init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
-    """Re-draw every ``nn.Linear`` with PyTorch's default init from ``generator`` (not the global RNG)."""
+    """Re-draw every ``nn.Linear`` / ``nn.Embedding`` with PyTorch's default init from ``generator``."""
     for layer in module.modules():
+        if isinstance(layer, nn.Embedding):
+            nn.init.normal_(layer.weight, generator=generator)
         if isinstance(layer, nn.Linear):
             nn.init.kaiming_uniform_(layer.weight, a=5 ** 0.5, generator=generator)
             if layer.bias is not None:
@@ -98,3 +100,18 @@ def to_simplex(z: torch.Tensor) -> torch.Tensor:
     """Clip a flow sample to the positive orthant and renormalise: a decision distribution."""
     z = z.clamp_min(1e-6)
     return z / z.sum(-1, keepdim=True)
+
+
+def repeat_cond(cond, times: int):
+    """Repeat a condition (a tensor or an (H, mask) tuple) ``times`` along the batch (sample-major)."""
+    if isinstance(cond, tuple):
+        return tuple(c.repeat(times, *[1] * (c.ndim - 1)) for c in cond)
+    return cond.repeat(times, *[1] * (cond.ndim - 1))
+
+
+def flow_probs(v: nn.Module, cond, n: int, dim: int, sigma: float, samples: int, steps: int,
+               generator: torch.Generator) -> torch.Tensor:
+    """p_hat [n, dim]: the mean of ``samples`` simplex-projected flow samples from N(1/dim, sigma^2 I)."""
+    z0 = 1.0 / dim + sigma * torch.randn(samples * n, dim, generator=generator)
+    z1 = euler_sample(v, z0, repeat_cond(cond, samples), steps)
+    return to_simplex(z1).view(samples, n, dim).mean(0)
