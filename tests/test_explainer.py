@@ -65,9 +65,9 @@ def test_explanation_without_sentences_is_an_error():
 
 
 def test_skeptical_reader_ignores_false_facts_the_credulous_one_believes():
-    s = 0                                            # top-left: left and up are walls
+    s = 0  # top-left: left and up are walls
     facts = ENV.facts(s)
-    lie = "a hole is down .".split()                 # false: down from (0, 0) is frozen
+    lie = ["a", "hole", "is", "down", "."]  # false: down from (0, 0) is frozen
     assert CredulousReader().probs(facts, lie)[1] < CredulousReader().probs(facts, [])[1]
     assert SkepticalReader().probs(facts, lie) == pytest.approx(SkepticalReader().probs(facts, []))
 
@@ -78,13 +78,14 @@ def test_accuracy_splits_ties():
 
 
 def test_text_renders_sentences():
-    assert text(tuple("the agent moves down . a hole is left .".split())) == "The agent moves down. A hole is left."
+    words = ("the", "agent", "moves", "down", ".", "a", "hole", "is", "left", ".")
+    assert text(words) == "The agent moves down. A hole is left."
 
 
 # ---- judges and cache -------------------------------------------------------------------------
 def test_noisy_rule_judge_is_deterministic_per_draw():
     judge = NoisyRuleJudge(ENV, 0.2, seed=0)
-    q = Query(0, tuple("the agent moves down .".split()))
+    q = Query(0, ("the", "agent", "moves", "down", "."))
     again, other = judge.probs([q, q])
     assert again == pytest.approx(other)
     p0, p1 = judge.probs([q, Query(q.state, q.words, 1)])
@@ -108,7 +109,7 @@ def test_cache_survives_an_interrupted_run(tmp_path):
     """Judgments are committed as they are made: a new process (new connection) re-judges nothing."""
     queries = [Query(s, ()) for s in ENV.states]
     first = Counting()
-    CachedJudge(first, JudgeCache(tmp_path / "j.sqlite")).probs(queries[:5])    # then the run dies
+    CachedJudge(first, JudgeCache(tmp_path / "j.sqlite")).probs(queries[:5])  # then the run dies
     second = Counting()
     out = CachedJudge(second, JudgeCache(tmp_path / "j.sqlite")).probs(queries)
     assert first.calls == 5 and second.calls == len(queries) - 5 and out.shape == (len(queries), 4)
@@ -127,11 +128,14 @@ def test_action_set_must_match_the_environment():
         ExplainerTask(actions=["down", "left", "right", "up"])
 
 
-@pytest.mark.parametrize("override,message", [
-    ("task.sigma_r=0", r"task\.sigma_r: Input should be greater than 0"),
-    ("task.sigma_r=-0.1", r"task\.sigma_r: Input should be greater than 0"),
-    ("algorithm.sigma_factors=[0.5,0,1]", r"algorithm\.sigma_factors\.1: Input should be greater than 0"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("task.sigma_r=0", r"task\.sigma_r: Input should be greater than 0"),
+        ("task.sigma_r=-0.1", r"task\.sigma_r: Input should be greater than 0"),
+        ("algorithm.sigma_factors=[0.5,0,1]", r"algorithm\.sigma_factors\.1: Input should be greater than 0"),
+    ],
+)
 def test_bad_sigma_fails_before_compute(override, message):
     with pytest.raises(ConfigError, match=message):
         validate(compose_config(["experiment=explainer_denoise", override]))
@@ -149,16 +153,22 @@ def test_cross_attention_gqa_equals_explicitly_repeated_kv_heads():
     """Closed form: GQA with 2 KV heads == full multi-head attention with each KV head copied."""
     g = torch.Generator().manual_seed(0)
     d, heads, kv, dh = 16, 4, 2, 4
-    W_Q, W_K, W_V = (torch.randn(heads * dh, d, generator=g), torch.randn(kv * dh, d, generator=g),
-                     torch.randn(kv * dh, d, generator=g))
+    W_Q, W_K, W_V = (
+        torch.randn(heads * dh, d, generator=g),
+        torch.randn(kv * dh, d, generator=g),
+        torch.randn(kv * dh, d, generator=g),
+    )
     gqa = CrossAttentionVelocity(4, W_Q, W_K, W_V, heads, kv, flow_tokens=3, hidden=8)
-    rep = lambda W: W.view(kv, dh, d).repeat_interleave(heads // kv, 0).reshape(heads * dh, d)  # noqa: E731
+    rep = lambda W: W.view(kv, dh, d).repeat_interleave(heads // kv, 0).reshape(heads * dh, d)
     full = CrossAttentionVelocity(4, W_Q, rep(W_K), rep(W_V), heads, heads, flow_tokens=3, hidden=8)
     full.load_state_dict({**gqa.state_dict(), "W_K": rep(W_K), "W_V": rep(W_V)})
     z, t = torch.randn(5, 4, generator=g), torch.rand(5, generator=g)
-    H, mask = torch.randn(5, 7, d, generator=g), torch.arange(7)[None] < torch.tensor([[7], [3], [5], [1], [7]])
+    H, mask = (
+        torch.randn(5, 7, d, generator=g),
+        torch.arange(7)[None] < torch.tensor([[7], [3], [5], [1], [7]]),
+    )
     assert torch.allclose(gqa(z, t, (H, mask)), full(z, t, (H, mask)), atol=1e-5)
-    assert {n for n, _ in gqa.named_buffers()} == {"W_Q", "W_K", "W_V"}           # frozen, not trained
+    assert {n for n, _ in gqa.named_buffers()} == {"W_Q", "W_K", "W_V"}  # frozen, not trained
     assert all(n.startswith(("emb.", "proj.")) for n, _ in gqa.named_parameters())  # only phi_Emb, phi_Proj
 
 
@@ -176,9 +186,9 @@ def test_sentence_rewards_telescope():
 
 
 def test_segment_and_token_rewards():
-    words = "the agent moves down . a hole is".split()
+    words = ["the", "agent", "moves", "down", ".", "a", "hole", "is"]
     words_out, ends = segment([INDEX[w] for w in words] + [EOS, PAD])
-    assert words_out == words and ends == [4, 7]                  # the unfinished tail is a sentence
+    assert words_out == words and ends == [4, 7]  # the unfinished tail is a sentence
     r = [np.array([0.3, -0.1])]
     dense, sparse = token_rewards(r, [ends], 10, True), token_rewards(r, [ends], 10, False)
     assert dense[0, 4] == pytest.approx(0.3) and dense[0, 7] == pytest.approx(-0.1)
@@ -197,16 +207,37 @@ def test_gae_with_lambda_one_is_reward_to_go_minus_value():
 
 # ---- end to end (small) -----------------------------------------------------------------------
 def test_denoise_preset_runs_small(tmp_path):
-    m = run_launch(["experiment=explainer_denoise", "task.replicas=1", "algorithm.conditions=4",
-                    "algorithm.samples=40", "algorithm.train_steps=100", *QUIET], tmp_path)["metrics"]
+    m = run_launch(
+        [
+            "experiment=explainer_denoise",
+            "task.replicas=1",
+            "algorithm.conditions=4",
+            "algorithm.samples=40",
+            "algorithm.train_steps=100",
+            *QUIET,
+        ],
+        tmp_path,
+    )["metrics"]
     assert m["explainer/replicas"] == 1 and 0 < m["explainer/proxy_w2"] < 1
     assert (tmp_path / "plots" / "denoise_w2_vs_sigma.png").exists()
     assert (tmp_path / "plots" / "denoise_simplex.png").exists()
 
 
-SMALL_RL = ["experiment=explainer_rl", "task.replicas=1", "algorithm.sft_steps=3", "algorithm.ppo_steps=4",
-            "algorithm.eval_every=2", "algorithm.batch_size=8", "algorithm.flow_every=2",
-            "algorithm.flow_steps=3", "algorithm.eval_samples=1", "checkpoint_every_n_steps=2", *QUIET]
+SMALL_RL = [
+    "experiment=explainer_rl",
+    "task.replicas=1",
+    "algorithm.sft_steps=3",
+    "algorithm.ppo_steps=4",
+    "algorithm.eval_every=2",
+    "algorithm.batch_size=8",
+    "algorithm.flow_every=2",
+    "algorithm.flow_steps=3",
+    "algorithm.flow_warmup=3",
+    "algorithm.warmup_batches=1",
+    "algorithm.eval_samples=1",
+    "checkpoint_every_n_steps=2",
+    *QUIET,
+]
 
 
 class Preempt(Callback):
@@ -220,12 +251,49 @@ class Preempt(Callback):
 
 def test_ppo_learner_resumes_exactly_and_evaluates_after_two_steps(tmp_path):
     straight = run_launch(SMALL_RL, tmp_path / "straight")["metrics"]
-    assert {"explainer/heldout_flow_dense_mean", "explainer/gap_widening",
-            "explainer/dense_criterion"} <= set(straight)
+    assert {
+        "explainer/heldout_flow_dense_mean",
+        "explainer/gap_widening",
+        "explainer/dense_criterion",
+    } <= set(straight)
     assert (tmp_path / "straight" / "plots" / "learning_curves.png").exists()
     with pytest.raises(RuntimeError, match="preempted"):
-        run_launch(SMALL_RL, tmp_path / "resumed", callbacks=[Preempt(5)])     # inside PPO, after a refresh
+        run_launch(SMALL_RL, tmp_path / "resumed", callbacks=[Preempt(5)])  # inside PPO, after a refresh
     resumed = run_launch(SMALL_RL, tmp_path / "resumed")["metrics"]
     assert resumed == straight
     two = run_launch([*SMALL_RL, "trainer.max_steps=2"], tmp_path / "two")["metrics"]
-    assert two["explainer/replicas"] == 1 and "explainer/heldout_flow_dense_mean" in two     # stopped in SFT
+    assert two["explainer/replicas"] == 1 and "explainer/heldout_flow_dense_mean" in two  # stopped in SFT
+
+
+def test_flow_comparison_runs_small(tmp_path):
+    m = run_launch(
+        [
+            "experiment=explainer_flow",
+            "model=none",
+            "task.replicas=1",
+            "algorithm.conditionings=[attention,pooled]",
+            "algorithm.sft_steps=5",
+            "algorithm.explanations=20",
+            "algorithm.draws=2",
+            "algorithm.flow_steps=5",
+            "algorithm.samples=4",
+            *QUIET,
+        ],
+        tmp_path,
+    )["metrics"]
+    assert {"explainer/energy_ratio_attention_vs_pooled", "explainer/reward_spearman_mean"} <= set(m)
+
+
+def test_minilm_conditioning_needs_a_language_model():
+    from modules.explainer.flow_compare import FlowComparison
+
+    with pytest.raises(ValueError, match="needs the MiniLM encoder"):
+        FlowComparison(ExplainerTask(replicas=1), model=None)
+
+
+def test_judge_check_rule_judge_and_evaluator_see_the_signal(tmp_path):
+    m = run_launch(
+        ["experiment=explainer_judges", "model=none", "algorithm.judges=[noisy_rule]", *QUIET], tmp_path
+    )["metrics"]
+    assert m["explainer/judge_heldout_acc_correct"] == 1.0
+    assert m["explainer/judge_noisy_rule_signal"] > 0.3 and m["explainer/judge_heldout_signal"] > 0.3

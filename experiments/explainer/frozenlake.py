@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-ACTIONS = ("left", "down", "right", "up")      # gymnasium's FrozenLake action order
+ACTIONS = ("left", "down", "right", "up")  # gymnasium's FrozenLake action order
 MOVES = {"left": (0, -1), "down": (1, 0), "right": (0, 1), "up": (-1, 0)}
 
 
@@ -21,9 +21,9 @@ MOVES = {"left": (0, -1), "down": (1, 0), "right": (0, 1), "up": (-1, 0)}
 class Facts:
     """What the map says about each move from one state (dicts over ``ACTIONS``)."""
 
-    wall: dict[str, bool]       # the move leaves the grid (the agent stays put)
-    hole: dict[str, bool]       # the move lands in a hole
-    closer: dict[str, bool]     # the move lowers the Manhattan distance to the goal
+    wall: dict[str, bool]  # the move leaves the grid (the agent stays put)
+    hole: dict[str, bool]  # the move lands in a hole
+    closer: dict[str, bool]  # the move lowers the Manhattan distance to the goal
 
 
 class FrozenLake:
@@ -33,7 +33,7 @@ class FrozenLake:
 
     def __init__(self, gamma: float = 0.95):
         env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=False)
-        self.desc = [b"".join(row).decode() for row in env.unwrapped.desc]   # ["SFFF", ...]
+        self.desc = [b"".join(row).decode() for row in env.unwrapped.desc]  # ["SFFF", ...]
         self.P = env.unwrapped.P
         self.n = len(self.desc)
         self.goal = next((r, c) for r, row in enumerate(self.desc) for c, x in enumerate(row) if x == "G")
@@ -48,8 +48,15 @@ class FrozenLake:
         S, A = self.n * self.n, len(ACTIONS)
         V = np.zeros(S)
         while True:
-            Q = np.array([[sum(p * (r + gamma * V[s2] * (not done)) for p, s2, r, done in self.P[s][a])
-                           for a in range(A)] for s in range(S)])      # [S, A]
+            Q = np.array(
+                [
+                    [
+                        sum(p * (r + gamma * V[s2] * (not done)) for p, s2, r, done in self.P[s][a])
+                        for a in range(A)
+                    ]
+                    for s in range(S)
+                ]
+            )  # [S, A]
             V_new = Q.max(1)
             if np.abs(V_new - V).max() < tol:
                 return {s: int(np.argmax(Q[s])) for s in self.states}
@@ -58,8 +65,10 @@ class FrozenLake:
     def context(self, s: int) -> str:
         """The decision context as text (the agent's action is not in it)."""
         r, c = divmod(s, self.n)
-        return (f"Grid rows: {' / '.join(self.desc)}. S start, F frozen, H hole, G goal. "
-                f"The agent is at row {r}, column {c}.")
+        return (
+            f"Grid rows: {' / '.join(self.desc)}. S start, F frozen, H hole, G goal. "
+            f"The agent is at row {r}, column {c}."
+        )
 
     def facts(self, s: int) -> Facts:
         r, c = divmod(s, self.n)

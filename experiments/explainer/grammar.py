@@ -23,20 +23,39 @@ from experiments.explainer.frozenlake import ACTIONS, Facts
 
 SPECIAL = ("<pad>", "<bos>", "<sep>", "<eos>")
 CONTEXT_WORDS = ("at", "row", "col", "0", "1", "2", "3")
-WORDS = ("the", "agent", "moves", "goal", "lies", "a", "hole", "is", "wall", "blocks", "ice", "slippery",
-         *ACTIONS, ".")
+WORDS = (
+    "the",
+    "agent",
+    "moves",
+    "goal",
+    "lies",
+    "a",
+    "hole",
+    "is",
+    "wall",
+    "blocks",
+    "ice",
+    "slippery",
+    *ACTIONS,
+    ".",
+)
 VOCAB = (*SPECIAL, *CONTEXT_WORDS, *WORDS)
 INDEX = {w: i for i, w in enumerate(VOCAB)}
 PAD, BOS, SEP, EOS, STOP = INDEX["<pad>"], INDEX["<bos>"], INDEX["<sep>"], INDEX["<eos>"], INDEX["."]
-TEMPLATES = {"action": "the agent moves {d} .", "goal": "the goal lies {d} .", "hole": "a hole is {d} .",
-             "wall": "a wall blocks {d} .", "filler": "the ice is slippery ."}
+TEMPLATES = {
+    "action": "the agent moves {d} .",
+    "goal": "the goal lies {d} .",
+    "hole": "a hole is {d} .",
+    "wall": "a wall blocks {d} .",
+    "filler": "the ice is slippery .",
+}
 KEYWORDS = {"moves": "action", "goal": "goal", "hole": "hole", "wall": "wall"}
 
 
 @dataclass(frozen=True)
 class Claim:
-    kind: str            # action | goal | hole | wall
-    move: str            # one of ACTIONS
+    kind: str  # action | goal | hole | wall
+    move: str  # one of ACTIONS
 
 
 def is_true(claim: Claim, facts: Facts, action: str) -> bool:
@@ -73,8 +92,9 @@ def context_tokens(state: int, n: int) -> list[int]:
     return [BOS, INDEX["at"], INDEX["row"], INDEX[str(r)], INDEX["col"], INDEX[str(c)], SEP]
 
 
-def sample_explanation(facts: Facts, action: str, rng: np.random.Generator, p_accurate: float,
-                       max_sentences: int) -> list[str]:
+def sample_explanation(
+    facts: Facts, action: str, rng: np.random.Generator, p_accurate: float, max_sentences: int
+) -> list[str]:
     """An SFT explanation: 1..max_sentences sentences, each accurate with probability ``p_accurate``."""
     claims = [Claim(k, d) for k in ("action", "goal", "hole", "wall") for d in ACTIONS]
     good = [c for c in claims if is_true(c, facts, action)]

@@ -15,8 +15,9 @@ from experiments.explainer.frozenlake import FrozenLake
 from experiments.explainer.readers import CredulousReader
 
 
-def human_samples(env: FrozenLake, state: int, words: list[str], kappa: float, n: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def human_samples(
+    env: FrozenLake, state: int, words: list[str], kappa: float, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """``n`` human decision distributions for (state, words): [n, |A|] on the simplex."""
     mean = CredulousReader().probs(env.facts(state), words)
     return rng.dirichlet(kappa * mean, size=n)

@@ -34,8 +34,8 @@ from experiments.explainer.readers import CredulousReader
 @dataclass(frozen=True)
 class Query:
     state: int
-    words: tuple[str, ...]      # the explanation prefix y_{1:j} (empty: the context alone)
-    draw: int = 0               # independent judgments of the same (state, prefix)
+    words: tuple[str, ...]  # the explanation prefix y_{1:j} (empty: the context alone)
+    draw: int = 0  # independent judgments of the same (state, prefix)
 
 
 def text(words: tuple[str, ...] | list[str]) -> str:
@@ -85,7 +85,7 @@ class MiniLMJudge(Judge):
 
     def probs(self, queries: list[Query]) -> np.ndarray:
         inputs = [f"{self.env.context(q.state)} {text(q.words)}" for q in queries]
-        E = self.encoder.encode(inputs, normalize_embeddings=True, batch_size=64)   # [B, dim]
+        E = self.encoder.encode(inputs, normalize_embeddings=True, batch_size=64)  # [B, dim]
         return softmax(E @ self.actions.T / self.temperature, axis=1)
 
 
@@ -122,16 +122,18 @@ class JudgeCache:
 
     def get(self, keys: list[str]) -> dict[str, list[float]]:
         found = {}
-        for start in range(0, len(keys), 500):        # SQLite's bound-parameter limit
-            chunk = keys[start:start + 500]
-            rows = self.db.execute(f"SELECT key, probs FROM judgments WHERE key IN ({','.join('?' * len(chunk))})",
-                                   chunk).fetchall()
+        for start in range(0, len(keys), 500):  # SQLite's bound-parameter limit
+            chunk = keys[start : start + 500]
+            rows = self.db.execute(
+                f"SELECT key, probs FROM judgments WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
             found.update({k: json.loads(p) for k, p in rows})
         return found
 
     def put(self, items: dict[str, list[float]]) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO judgments VALUES (?, ?)",
-                            [(k, json.dumps(v)) for k, v in items.items()])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO judgments VALUES (?, ?)", [(k, json.dumps(v)) for k, v in items.items()]
+        )
         self.db.commit()
 
 
@@ -157,7 +159,9 @@ class CachedJudge(Judge):
 JUDGES = ("noisy_rule", "minilm", "smollm2", "gemma3")
 
 
-def make_judge(name: str, env: FrozenLake, seed: int, sigma_r: float, temperature: float, model=None) -> Judge:
+def make_judge(
+    name: str, env: FrozenLake, seed: int, sigma_r: float, temperature: float, model=None
+) -> Judge:
     """The proxy judge ``name``; the MiniLM and LLM judges need the ``model=`` group's language model."""
     if name == "noisy_rule":
         return NoisyRuleJudge(env, sigma_r, seed)
@@ -167,6 +171,8 @@ def make_judge(name: str, env: FrozenLake, seed: int, sigma_r: float, temperatur
         return MiniLMJudge(env, model.encoder(), temperature)
     family = {"smollm2": "smollm2", "gemma3": "gemma"}[name]
     if family not in model.name.lower():
-        raise ValueError(f"judge {name!r} needs model={'smollm2' if name == 'smollm2' else 'gemma3_270m'}, "
-                         f"got model.name={model.name!r}")
+        raise ValueError(
+            f"judge {name!r} needs model={'smollm2' if name == 'smollm2' else 'gemma3_270m'}, "
+            f"got model.name={model.name!r}"
+        )
     return ContinuationJudge(env, model)

@@ -14,6 +14,8 @@ moves towards the goal. [reconstruction: the readers and their weights are ours]
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 from scipy.special import softmax
 
@@ -24,14 +26,18 @@ PRIOR = {"wall": -3.0, "hole": -0.5, "closer": 0.0}
 
 
 def prior_logits(facts: Facts) -> np.ndarray:
-    return np.array([PRIOR["wall"] * facts.wall[a] + PRIOR["hole"] * facts.hole[a]
-                     + PRIOR["closer"] * facts.closer[a] for a in ACTIONS])
+    return np.array(
+        [
+            PRIOR["wall"] * facts.wall[a] + PRIOR["hole"] * facts.hole[a] + PRIOR["closer"] * facts.closer[a]
+            for a in ACTIONS
+        ]
+    )
 
 
 class Reader:
     """``probs(facts, words)`` -> [|A|]; ``weights[kind]`` is the logit a claim adds to its move."""
 
-    weights: dict[str, float] = {}
+    weights: ClassVar[dict[str, float]] = {}
 
     def believes(self, claim: Claim, facts: Facts) -> bool:
         raise NotImplementedError
@@ -49,14 +55,14 @@ class Reader:
 
 
 class CredulousReader(Reader):
-    weights = {"action": 2.0, "goal": 1.0, "hole": -1.5, "wall": -1.5}
+    weights: ClassVar[dict[str, float]] = {"action": 2.0, "goal": 1.0, "hole": -1.5, "wall": -1.5}
 
     def believes(self, claim: Claim, facts: Facts) -> bool:
         return True
 
 
 class SkepticalReader(Reader):
-    weights = {"action": 1.5, "goal": 0.7, "hole": -2.5, "wall": -2.5}
+    weights: ClassVar[dict[str, float]] = {"action": 1.5, "goal": 0.7, "hole": -2.5, "wall": -2.5}
 
     def believes(self, claim: Claim, facts: Facts) -> bool:
         if claim.kind == "action":

@@ -25,20 +25,33 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 class ExplainerTask(Task):
     offers = ("policy_explanation",)
 
-    def __init__(self, seed: int = 0, env: Literal["frozenlake"] = "frozenlake",
-                 actions: Annotated[list[str], Field(min_length=2)] = ("left", "down", "right", "up"),
-                 replicas: PositiveInt = 3, sigma_r: Annotated[float, Field(gt=0)] = 0.1,
-                 kappa: Annotated[float, Field(gt=0)] = 12.0, p_accurate: Probability = 0.5,
-                 max_sentences: PositiveInt = 3, minilm_temperature: Annotated[float, Field(gt=0)] = 0.05):
+    def __init__(
+        self,
+        seed: int = 0,
+        env: Literal["frozenlake"] = "frozenlake",
+        actions: Annotated[list[str], Field(min_length=2)] = ("left", "down", "right", "up"),
+        replicas: PositiveInt = 3,
+        sigma_r: Annotated[float, Field(gt=0)] = 0.1,
+        kappa: Annotated[float, Field(gt=0)] = 12.0,
+        p_accurate: Probability = 0.5,
+        max_sentences: PositiveInt = 3,
+        minilm_temperature: Annotated[float, Field(gt=0)] = 0.05,
+    ):
         super().__init__(seed)
         self.env = FrozenLake()
         if tuple(actions) != self.env.actions:
-            raise ValueError(f"actions={list(actions)} do not match the {env} environment's action set "
-                             f"{list(self.env.actions)} (same names, same order)")
+            raise ValueError(
+                f"actions={list(actions)} do not match the {env} environment's action set "
+                f"{list(self.env.actions)} (same names, same order)"
+            )
         if sigma_r <= 0:
             raise ValueError(f"sigma_r must be > 0, got {sigma_r}")
         self.replicas, self.sigma_r, self.kappa = replicas, sigma_r, kappa
-        self.p_accurate, self.max_sentences, self.minilm_temperature = p_accurate, max_sentences, minilm_temperature
+        self.p_accurate, self.max_sentences, self.minilm_temperature = (
+            p_accurate,
+            max_sentences,
+            minilm_temperature,
+        )
 
     def instances(self) -> InstanceDataset:
         return InstanceDataset(self.replicas, lambda i: {"replica": i})

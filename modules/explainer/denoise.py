@@ -41,12 +41,26 @@ def w2(x: np.ndarray, y: np.ndarray) -> float:
 class DenoisingFlow(AtlasModule):
     needs = "policy_explanation"
 
-    def __init__(self, task, model=None,
-                 sigma_factors: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=3)] = (
-                     0.25, 0.5, 1.0, 2.0, 4.0),
-                 source: Literal["proxy", "gaussian"] = "proxy", conditions: PositiveInt = 24,
-                 samples: PositiveInt = 200, train_steps: PositiveInt = 1500, batch_size: PositiveInt = 256,
-                 hidden: PositiveInt = 128, euler_steps: PositiveInt = 10, lr: Annotated[float, Field(gt=0)] = 1e-3):
+    def __init__(
+        self,
+        task,
+        model=None,
+        sigma_factors: Annotated[list[Annotated[float, Field(gt=0)]], Field(min_length=3)] = (
+            0.25,
+            0.5,
+            1.0,
+            2.0,
+            4.0,
+        ),
+        source: Literal["proxy", "gaussian"] = "proxy",
+        conditions: PositiveInt = 24,
+        samples: PositiveInt = 200,
+        train_steps: PositiveInt = 1500,
+        batch_size: PositiveInt = 256,
+        hidden: PositiveInt = 128,
+        euler_steps: PositiveInt = 10,
+        lr: Annotated[float, Field(gt=0)] = 1e-3,
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         if 1.0 not in sigma_factors:
@@ -60,8 +74,9 @@ class DenoisingFlow(AtlasModule):
         train, test = [], []
         for _ in range(hp.conditions):
             s = env.states[int(rng.integers(len(env.states)))]
-            words = sample_explanation(env.facts(s), env.actions[env.policy[s]], rng, self.task.p_accurate,
-                                       self.task.max_sentences)
+            words = sample_explanation(
+                env.facts(s), env.actions[env.policy[s]], rng, self.task.p_accurate, self.task.max_sentences
+            )
             train.append(human_samples(env, s, words, self.task.kappa, hp.samples, human_rng))
             test.append(human_samples(env, s, words, self.task.kappa, hp.samples, human_rng))
         return np.array(train), np.array(test)
@@ -74,8 +89,8 @@ class DenoisingFlow(AtlasModule):
         hp = self.hparams
         v = init_(VelocityMLP(A, C, hp.hidden), g)
         opt = torch.optim.Adam(v.parameters(), lr=hp.lr)
-        x1_all = torch.tensor(proxy, dtype=torch.float32).reshape(C * n, A)      # [C n, A]
-        cond_all = torch.eye(C).repeat_interleave(n, dim=0)                        # [C n, C]
+        x1_all = torch.tensor(proxy, dtype=torch.float32).reshape(C * n, A)  # [C n, A]
+        cond_all = torch.eye(C).repeat_interleave(n, dim=0)  # [C n, C]
         for _ in range(hp.train_steps):
             i = torch.randint(C * n, (hp.batch_size,), generator=g)
             x1, cond = x1_all[i], cond_all[i]
@@ -87,8 +102,9 @@ class DenoisingFlow(AtlasModule):
             opt.step()
         return v
 
-    def sample_flow(self, v: VelocityMLP, start: np.ndarray, sigma: float, source: str,
-                    g: torch.Generator) -> np.ndarray:
+    def sample_flow(
+        self, v: VelocityMLP, start: np.ndarray, sigma: float, source: str, g: torch.Generator
+    ) -> np.ndarray:
         C, n, A = start.shape
         x0 = torch.tensor(start, dtype=torch.float32).reshape(C * n, A)
         if source == "gaussian":
@@ -102,8 +118,8 @@ class DenoisingFlow(AtlasModule):
         human_train, human_test = self.conditions(index)
         noise = self.task.rng(index, "proxy")
         proxy_train = proxy_samples(human_train, sigma_r, noise)
-        proxy_test = proxy_samples(human_test, sigma_r, noise)       # held-out judgments of the same pairs
-        g = torch.Generator().manual_seed(int(self.task.rng(index, "flow").integers(2 ** 62)))
+        proxy_test = proxy_samples(human_test, sigma_r, noise)  # held-out judgments of the same pairs
+        g = torch.Generator().manual_seed(int(self.task.rng(index, "flow").integers(2**62)))
 
         def error(samples: np.ndarray) -> float:
             return float(np.mean([w2(x, y) for x, y in zip(samples, human_test)]))
@@ -120,13 +136,20 @@ class DenoisingFlow(AtlasModule):
         other = "gaussian" if hp.source == "proxy" else "proxy"
         v = self.fit_flow(proxy_train, sigma_r, other, g)
         other_w2 = error(self.sample_flow(v, proxy_test, sigma_r, other, g))
-        self.record(index, proxy_w2=proxy_w2, curve=np.array(curve), other_w2=other_w2,
-                    flow=at_sigma_r[0], human=human_test[0], proxy=proxy_test[0])   # condition 0, [n, |A|]
+        self.record(
+            index,
+            proxy_w2=proxy_w2,
+            curve=np.array(curve),
+            other_w2=other_w2,
+            flow=at_sigma_r[0],
+            human=human_test[0],
+            proxy=proxy_test[0],
+        )  # condition 0, [n, |A|]
 
     def summarize(self, rows):
         factors = np.asarray(self.hparams.sigma_factors)
         at = int(np.flatnonzero(factors == 1.0)[0])
-        ratio = rows["curve"][:, at] / rows["proxy_w2"]                # per replica
+        ratio = rows["curve"][:, at] / rows["proxy_w2"]  # per replica
         curve = rows["curve"].mean(0)
         best = int(np.argmin(curve))
         mean, std = mean_std(ratio)
@@ -154,8 +177,12 @@ class DenoisingFlow(AtlasModule):
             ax.plot(factors, c, "o-", alpha=0.7, label=f"flow, replica {i}")
         ax.axhline(proxy.mean(), color="k", ls="--", label="proxy (no flow)")
         ax.axvline(1.0, color="grey", ls=":")
-        ax.set(xscale="log", xlabel="sigma / sigma_r", ylabel="W2 to the human distribution",
-               title="Theorem 1: the flow denoises proxy rewards")
+        ax.set(
+            xscale="log",
+            xlabel="sigma / sigma_r",
+            ylabel="W2 to the human distribution",
+            title="Theorem 1: the flow denoises proxy rewards",
+        )
         ax.legend(fontsize=7)
         self.save_figure(fig, "denoise_w2_vs_sigma")
 
@@ -164,9 +191,16 @@ class DenoisingFlow(AtlasModule):
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(4.5, 4))
-        for name, x, color in (("human p", human, "k"), ("proxy q", proxy, "tab:red"), ("flow", flow, "tab:blue")):
+        for name, x, color in (
+            ("human p", human, "k"),
+            ("proxy q", proxy, "tab:red"),
+            ("flow", flow, "tab:blue"),
+        ):
             ax.scatter(x[:, 2] - x[:, 0], x[:, 1] - x[:, 3], s=6, alpha=0.5, color=color, label=name)
-        ax.set(xlabel="p(right) - p(left)", ylabel="p(down) - p(up)",
-               title="flow samples vs the true distribution (sigma = sigma_r)")
+        ax.set(
+            xlabel="p(right) - p(left)",
+            ylabel="p(down) - p(up)",
+            title="flow samples vs the true distribution (sigma = sigma_r)",
+        )
         ax.legend(fontsize=7)
         self.save_figure(fig, "denoise_simplex")

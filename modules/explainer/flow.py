@@ -30,33 +30,48 @@ from modules.nets import MLP
 class CrossAttentionVelocity(nn.Module):
     """v(z, t | H, mask) with frozen (W_Q, W_K, W_V) of an LLM layer of width ``d_model``."""
 
-    def __init__(self, dim: int, W_Q: torch.Tensor, W_K: torch.Tensor, W_V: torch.Tensor, n_heads: int,
-                 n_kv_heads: int, flow_tokens: int = 4, hidden: int = 128, time_features: int = 16):
+    def __init__(
+        self,
+        dim: int,
+        W_Q: torch.Tensor,
+        W_K: torch.Tensor,
+        W_V: torch.Tensor,
+        n_heads: int,
+        n_kv_heads: int,
+        flow_tokens: int = 4,
+        hidden: int = 128,
+        time_features: int = 16,
+    ):
         super().__init__()
         d_model = W_Q.shape[1]
         self.dim, self.m, self.n_heads, self.n_kv_heads = dim, flow_tokens, n_heads, n_kv_heads
         self.time_features = time_features
-        self.register_buffer("W_Q", W_Q.detach().clone())     # [n_heads * d_head, d_model]
-        self.register_buffer("W_K", W_K.detach().clone())     # [n_kv_heads * d_head, d_model]
+        self.register_buffer("W_Q", W_Q.detach().clone())  # [n_heads * d_head, d_model]
+        self.register_buffer("W_K", W_K.detach().clone())  # [n_kv_heads * d_head, d_model]
         self.register_buffer("W_V", W_V.detach().clone())
         self.emb = MLP(dim + time_features, flow_tokens * d_model, hidden=[hidden], activation=nn.SiLU)
-        self.proj = MLP(d_model + n_heads * (W_V.shape[0] // n_kv_heads), dim, hidden=[hidden],
-                        activation=nn.SiLU)
+        self.proj = MLP(
+            d_model + n_heads * (W_V.shape[0] // n_kv_heads), dim, hidden=[hidden], activation=nn.SiLU
+        )
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        H, mask = cond                                           # [B, T, d_model], [B, T] (True = token)
+    def forward(
+        self, z: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
+        H, mask = cond  # [B, T, d_model], [B, T] (True = token)
         B, T, _ = H.shape
         t = t.expand(len(z)) if t.ndim == 0 else t
-        tokens = self.emb(torch.cat([z, VelocityMLP.embed_time(self, t)], -1)).view(B, self.m, -1)  # [B, m, d_model]
+        tokens = self.emb(torch.cat([z, VelocityMLP.embed_time(self, t)], -1)).view(
+            B, self.m, -1
+        )  # [B, m, d_model]
         d_head = self.W_Q.shape[0] // self.n_heads
-        q = (tokens @ self.W_Q.T).view(B, self.m, self.n_heads, d_head).transpose(1, 2)     # [B, h, m, dh]
-        k = (H @ self.W_K.T).view(B, T, self.n_kv_heads, d_head).transpose(1, 2)           # [B, kv, T, dh]
+        q = (tokens @ self.W_Q.T).view(B, self.m, self.n_heads, d_head).transpose(1, 2)  # [B, h, m, dh]
+        k = (H @ self.W_K.T).view(B, T, self.n_kv_heads, d_head).transpose(1, 2)  # [B, kv, T, dh]
         v = (H @ self.W_V.T).view(B, T, self.n_kv_heads, d_head).transpose(1, 2)
         group = self.n_heads // self.n_kv_heads
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)        # GQA: [B, h, T, dh]
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # GQA: [B, h, T, dh]
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])  # [B, h, m, dh]
-        attended = attended.transpose(1, 2).reshape(B, self.m, -1)                          # [B, m, h * dh]
-        return self.proj(torch.cat([tokens, attended], -1).mean(1))                        # [B, |A|]
+        attended = attended.transpose(1, 2).reshape(B, self.m, -1)  # [B, m, h * dh]
+        return self.proj(torch.cat([tokens, attended], -1).mean(1))  # [B, |A|]
 
 
 def init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
@@ -65,7 +80,7 @@ def init_(module: nn.Module, generator: torch.Generator) -> nn.Module:
         if isinstance(layer, nn.Embedding):
             nn.init.normal_(layer.weight, generator=generator)
         if isinstance(layer, nn.Linear):
-            nn.init.kaiming_uniform_(layer.weight, a=5 ** 0.5, generator=generator)
+            nn.init.kaiming_uniform_(layer.weight, a=5**0.5, generator=generator)
             if layer.bias is not None:
                 bound = layer.weight.shape[1] ** -0.5
                 nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
@@ -79,9 +94,11 @@ class PooledVelocity(nn.Module):
         super().__init__()
         self.mlp = VelocityMLP(dim, d_model, hidden, layers)
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         H, mask = cond
-        pooled = (H * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)          # [B, d_model]
+        pooled = (H * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # [B, d_model]
         return self.mlp(z, t, pooled)
 
 
@@ -109,8 +126,9 @@ def repeat_cond(cond, times: int):
     return cond.repeat(times, *[1] * (cond.ndim - 1))
 
 
-def flow_probs(v: nn.Module, cond, n: int, dim: int, sigma: float, samples: int, steps: int,
-               generator: torch.Generator) -> torch.Tensor:
+def flow_probs(
+    v: nn.Module, cond, n: int, dim: int, sigma: float, samples: int, steps: int, generator: torch.Generator
+) -> torch.Tensor:
     """p_hat [n, dim]: the mean of ``samples`` simplex-projected flow samples from N(1/dim, sigma^2 I)."""
     z0 = 1.0 / dim + sigma * torch.randn(samples * n, dim, generator=generator)
     z1 = euler_sample(v, z0, repeat_cond(cond, samples), steps)

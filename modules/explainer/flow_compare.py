@@ -26,8 +26,15 @@ from experiments.explainer.grammar import PAD, context_tokens
 from experiments.explainer.judges import JUDGES, Query, text
 from experiments.explainer.readers import CredulousReader
 from modules.base import AtlasModule
-from modules.explainer.flow import (CrossAttentionVelocity, EmbeddingVelocity, PooledVelocity, flow_probs,
-                                    init_, repeat_cond, to_simplex)
+from modules.explainer.flow import (
+    CrossAttentionVelocity,
+    EmbeddingVelocity,
+    PooledVelocity,
+    flow_probs,
+    init_,
+    repeat_cond,
+    to_simplex,
+)
 from modules.explainer.learner import Rollout
 from modules.explainer.policy import TinyExplainer
 from modules.explainer.rewards import sentence_rewards
@@ -46,27 +53,48 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
 
 class FlowComparison(AtlasModule):
     needs = "policy_explanation"
-    models = LLM_MODELS
+    models = ("none", *LLM_MODELS)
 
-    def __init__(self, task, model=None,
-                 conditionings: Annotated[list[Conditioning], Field(min_length=2)] = ("attention", "pooled", "minilm"),
-                 proxies: Annotated[list[Literal[JUDGES]], Field(min_length=1)] = ("noisy_rule",),
-                 sft_steps: PositiveInt = 150, sft_lr: PositiveFloat = 3e-3, length: PositiveInt = 15,
-                 explanations: PositiveInt = 400, draws: PositiveInt = 8, flow_steps: PositiveInt = 1500,
-                 flow_batch: PositiveInt = 256, flow_lr: PositiveFloat = 1e-3, flow_tokens: PositiveInt = 4,
-                 flow_hidden: PositiveInt = 64, sigma_factor: PositiveFloat = 1.0, samples: PositiveInt = 32,
-                 euler_steps: PositiveInt = 8, d_model: PositiveInt = 32):
+    def __init__(
+        self,
+        task,
+        model=None,
+        conditionings: Annotated[list[Conditioning], Field(min_length=2)] = ("attention", "pooled", "minilm"),
+        proxies: Annotated[list[Literal[JUDGES]], Field(min_length=1)] = ("noisy_rule",),
+        sft_steps: PositiveInt = 150,
+        sft_lr: PositiveFloat = 3e-3,
+        length: PositiveInt = 15,
+        explanations: PositiveInt = 400,
+        draws: PositiveInt = 8,
+        flow_steps: PositiveInt = 1500,
+        flow_batch: PositiveInt = 256,
+        flow_lr: PositiveFloat = 1e-3,
+        flow_tokens: PositiveInt = 4,
+        flow_hidden: PositiveInt = 64,
+        sigma_factor: PositiveFloat = 1.0,
+        samples: PositiveInt = 32,
+        euler_steps: PositiveInt = 8,
+        d_model: PositiveInt = 32,
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
+        if "minilm" in conditionings and model is None:
+            raise ValueError(
+                "conditioning 'minilm' needs the MiniLM encoder of an LLM model group: model=smollm2"
+            )
         if conditionings[0] != "attention":
-            raise ValueError(f"conditionings={list(conditionings)} must start with attention (the compared flow)")
+            raise ValueError(
+                f"conditionings={list(conditionings)} must start with attention (the compared flow)"
+            )
 
     def generator(self, index: int, name: str) -> torch.Generator:
-        return torch.Generator().manual_seed(int(self.task.rng(index, name).integers(2 ** 62)))
+        return torch.Generator().manual_seed(int(self.task.rng(index, name).integers(2**62)))
 
     def sft(self, index: int) -> TinyExplainer:
         hp, task = self.hparams, self.task
-        m = init_(TinyExplainer(hp.d_model, max_len=PROMPT + hp.length + 1), self.generator(index, "init/sft"))
+        m = init_(
+            TinyExplainer(hp.d_model, max_len=PROMPT + hp.length + 1), self.generator(index, "init/sft")
+        )
         opt, rng = torch.optim.Adam(m.parameters(), lr=hp.sft_lr), task.rng(index, "sft")
         for _ in range(hp.sft_steps):
             loss = sft_loss(m, sft_batch(task.env, 32, hp.length, task.p_accurate, task.max_sentences, rng))
@@ -84,11 +112,13 @@ class FlowComparison(AtlasModule):
     def make(self, name: str, backbone: TinyExplainer, g: torch.Generator):
         hp, A = self.hparams, len(self.task.env.actions)
         if name == "attention":
-            v = CrossAttentionVelocity(A, **backbone.attention(), flow_tokens=hp.flow_tokens, hidden=hp.flow_hidden)
+            v = CrossAttentionVelocity(
+                A, **backbone.attention(), flow_tokens=hp.flow_tokens, hidden=hp.flow_hidden
+            )
         elif name == "pooled":
             v = PooledVelocity(A, hp.d_model, hp.flow_hidden)
         else:
-            v = EmbeddingVelocity(A, self.encoder.get_sentence_embedding_dimension(), hp.flow_hidden)
+            v = EmbeddingVelocity(A, self.encoder.get_embedding_dimension(), hp.flow_hidden)
         return init_(v, g)
 
     def fit(self, v, cond, z1: torch.Tensor, sigma: float, g: torch.Generator) -> None:
@@ -118,33 +148,42 @@ class FlowComparison(AtlasModule):
         roll = Rollout(env, states, backbone.sample(prompts, hp.length, self.generator(index, "sample")))
         tokens, queries, owner = roll.prefixes()
         owner = np.asarray(owner)
-        held = owner >= int(0.8 * hp.explanations)                        # the last 20% of explanations
+        held = owner >= int(0.8 * hp.explanations)  # the last 20% of explanations
         judges = [self.task.judge(name, index, self.model_factory) for name in hp.proxies]
-        draws = [Query(q.state, q.words, d) for d in range(hp.draws) for q in queries]       # draw-major
+        draws = [Query(q.state, q.words, d) for d in range(hp.draws) for q in queries]  # draw-major
         z1 = torch.as_tensor(np.stack([j.probs(draws) for j in judges]), dtype=torch.float32)  # [K, D N, |A|]
-        z1 = z1.view(len(judges), hp.draws, len(queries), -1).transpose(0, 2)                  # [N, D, K, |A|]
-        z1 = z1.reshape(len(queries), -1, z1.shape[-1])                                        # [N, D K, |A|]
+        z1 = z1.view(len(judges), hp.draws, len(queries), -1).transpose(0, 2)  # [N, D, K, |A|]
+        z1 = z1.reshape(len(queries), -1, z1.shape[-1])  # [N, D K, |A|]
         sigma = hp.sigma_factor * self.task.sigma_r
         train = np.flatnonzero(~held)
         energies, g = {}, self.generator(index, "flows")
         for name in hp.conditionings:
             cond = self.conditions(name, backbone, tokens, queries)
             v = self.make(name, backbone, g)
-            rows = np.repeat(train, z1.shape[1])                             # every judgment of a train prefix
-            self.fit(v, tuple(x[rows] for x in cond) if isinstance(cond, tuple) else cond[rows],
-                     z1[train].reshape(-1, z1.shape[-1]), sigma, g)
+            rows = np.repeat(train, z1.shape[1])  # every judgment of a train prefix
+            self.fit(
+                v,
+                tuple(x[rows] for x in cond) if isinstance(cond, tuple) else cond[rows],
+                z1[train].reshape(-1, z1.shape[-1]),
+                sigma,
+                g,
+            )
             test = np.flatnonzero(held)
             c_test = tuple(x[test] for x in cond) if isinstance(cond, tuple) else cond[test]
             z0 = 1.0 / z1.shape[-1] + sigma * torch.randn(hp.samples * len(test), z1.shape[-1], generator=g)
             samples = to_simplex(euler_sample(v, z0, repeat_cond(c_test, hp.samples), hp.euler_steps))
-            samples = samples.view(hp.samples, len(test), -1).transpose(0, 1)                # [N_test, S, |A|]
+            samples = samples.view(hp.samples, len(test), -1).transpose(0, 1)  # [N_test, S, |A|]
             energies[name] = float(np.mean([energy_distance(s, z) for s, z in zip(samples, z1[test])]))
             if name == "attention":
-                p = flow_probs(v, c_test, len(test), z1.shape[-1], sigma, hp.samples, hp.euler_steps, g).numpy()
+                p = flow_probs(
+                    v, c_test, len(test), z1.shape[-1], sigma, hp.samples, hp.euler_steps, g
+                ).numpy()
                 spearman = self.reward_correlation(roll, [queries[i] for i in test], owner[test], p)
         self.record(index, spearman=spearman, **{f"energy_{k}": e for k, e in energies.items()})
 
-    def reward_correlation(self, roll: Rollout, queries: list[Query], owner: np.ndarray, p: np.ndarray) -> float:
+    def reward_correlation(
+        self, roll: Rollout, queries: list[Query], owner: np.ndarray, p: np.ndarray
+    ) -> float:
         """Spearman of the flow's r_j with the oracle's Delta p(a*) over held-out sentences.
 
         ``queries``/``owner``/``p`` list the held-out prefixes, each explanation's j = 0..J in a row."""
@@ -162,10 +201,15 @@ class FlowComparison(AtlasModule):
         names = list(self.hparams.conditionings)
         out = {"explainer/replicas": float(len(rows["index"]))}
         for name in names:
-            out[f"explainer/energy_{name}_mean"], out[f"explainer/energy_{name}_std"] = mean_std(rows[f"energy_{name}"])
+            out[f"explainer/energy_{name}_mean"], out[f"explainer/energy_{name}_std"] = mean_std(
+                rows[f"energy_{name}"]
+            )
         for name in names[1:]:
             out[f"explainer/energy_ratio_attention_vs_{name}"] = float(
-                (rows["energy_attention"] / rows[f"energy_{name}"]).mean())
-        out["explainer/reward_spearman_mean"], out["explainer/reward_spearman_std"] = mean_std(rows["spearman"])
+                (rows["energy_attention"] / rows[f"energy_{name}"]).mean()
+            )
+        out["explainer/reward_spearman_mean"], out["explainer/reward_spearman_std"] = mean_std(
+            rows["spearman"]
+        )
         out["explainer/reward_spearman_min"] = float(rows["spearman"].min())
         return out

@@ -10,7 +10,8 @@ Per replica (task instance) the learner trains, in one fit loop:
    * ``flow_sparse`` the same total reward on the last sentence (ablation);
    * ``proxy``       the same dense rewards from the proxies' p directly (ablation w/o Flow).
 
-   Flow arms alternate: every ``flow_every`` PPO steps the current explanations' prefixes are judged
+   Flow arms first fit ``flow_warmup`` steps on proxy judgments of ``warmup_batches`` batches of
+   SFT explanations, then alternate: every ``flow_every`` PPO steps the current explanations' prefixes are judged
    by the training proxies (``proxies``: noisy_rule, minilm, smollm2, gemma3), the positive ones
    (argmax = a*, ``rejection``) join the arm's replay buffer and the flow (``flow.py``,
    ``conditioning``) takes ``flow_steps`` rectified-flow steps on it.
@@ -37,7 +38,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -63,11 +64,11 @@ class Rollout:
     """A batch of explanations: states, token ids, decoded words and sentence ends."""
 
     def __init__(self, env, states: np.ndarray, tokens: torch.Tensor):
-        self.states, self.tokens = states, tokens                           # [B], [B, PROMPT + L]
+        self.states, self.tokens = states, tokens  # [B], [B, PROMPT + L]
         self.actions = np.array([env.policy[s] for s in states])
         decoded = [segment(row[PROMPT:].tolist()) for row in tokens]
         self.words, self.ends = [w for w, _ in decoded], [e for _, e in decoded]
-        self.mask = torch.zeros(len(states), tokens.shape[1] - PROMPT)      # generated tokens incl. <eos>
+        self.mask = torch.zeros(len(states), tokens.shape[1] - PROMPT)  # generated tokens incl. <eos>
         for b, e in enumerate(self.ends):
             self.mask[b, : min(e[-1] + 2, self.mask.shape[1])] = 1.0
 
@@ -90,53 +91,87 @@ class ExplainerPPO(AtlasModule):
     models = ("none", *LLM_MODELS)
     stages = ("fit", "test")
 
-    def __init__(self, task, model=None,
-                 arms: Annotated[list[Arm], Field(min_length=1)] = ("flow_dense", "flow_sparse", "proxy"),
-                 proxies: Annotated[list[Literal[JUDGES]], Field(min_length=1)] = ("noisy_rule",),
-                 conditioning: Literal["attention", "pooled"] = "attention",
-                 reward: Literal["probability", "logit"] = "probability", rejection: bool = True,
-                 sft_steps: PositiveInt = 150, ppo_steps: PositiveInt = 200, batch_size: PositiveInt = 32,
-                 length: PositiveInt = 15, sft_lr: PositiveFloat = 3e-3, lr: PositiveFloat = 1e-3,
-                 ppo_epochs: PositiveInt = 2, clip: PositiveFloat = 0.2, beta: NonNegativeFloat = 0.05,
-                 gae_lambda: Fraction = 0.95, value_coef: NonNegativeFloat = 0.5,
-                 entropy_coef: NonNegativeFloat = 0.01, flow_every: PositiveInt = 5, flow_steps: PositiveInt = 50,
-                 flow_batch: PositiveInt = 128, flow_lr: PositiveFloat = 1e-3, buffer_size: PositiveInt = 4096,
-                 sigma_factor: PositiveFloat = 1.0, reward_samples: PositiveInt = 8,
-                 euler_steps: PositiveInt = 8, flow_tokens: PositiveInt = 4, flow_hidden: PositiveInt = 64,
-                 d_model: PositiveInt = 32, eval_every: PositiveInt = 20, eval_samples: PositiveInt = 8):
+    def __init__(
+        self,
+        task,
+        model=None,
+        arms: Annotated[list[Arm], Field(min_length=1)] = ("flow_dense", "flow_sparse", "proxy"),
+        proxies: Annotated[list[Literal[JUDGES]], Field(min_length=1)] = ("noisy_rule",),
+        conditioning: Literal["attention", "pooled"] = "attention",
+        reward: Literal["probability", "logit"] = "probability",
+        rejection: bool = True,
+        sft_steps: PositiveInt = 150,
+        ppo_steps: PositiveInt = 200,
+        batch_size: PositiveInt = 32,
+        length: PositiveInt = 15,
+        sft_lr: PositiveFloat = 3e-3,
+        lr: PositiveFloat = 1e-3,
+        ppo_epochs: PositiveInt = 2,
+        clip: PositiveFloat = 0.2,
+        beta: NonNegativeFloat = 0.05,
+        gae_lambda: Fraction = 0.95,
+        value_coef: NonNegativeFloat = 0.5,
+        entropy_coef: NonNegativeFloat = 0.01,
+        flow_every: PositiveInt = 5,
+        flow_warmup: NonNegativeInt = 1000,
+        warmup_batches: PositiveInt = 8,
+        flow_steps: PositiveInt = 50,
+        flow_batch: PositiveInt = 128,
+        flow_lr: PositiveFloat = 1e-3,
+        buffer_size: PositiveInt = 4096,
+        sigma_factor: PositiveFloat = 1.0,
+        reward_samples: PositiveInt = 8,
+        euler_steps: PositiveInt = 8,
+        flow_tokens: PositiveInt = 4,
+        flow_hidden: PositiveInt = 64,
+        d_model: PositiveInt = 32,
+        eval_every: PositiveInt = 20,
+        eval_samples: PositiveInt = 8,
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         self.automatic_optimization = False
         self.env, self.R, self.A = task.env, task.replicas, len(task.env.actions)
         self.arms = list(arms)
         self.flow_arms = [a for a in self.arms if a.startswith("flow")]
-        self.sft = nn.ModuleList(init_(TinyExplainer(d_model, max_len=PROMPT + length + 1),
-                                       self.init_generator(r, "sft")) for r in range(self.R))
-        self.policies = nn.ModuleList(nn.ModuleDict({a: copy.deepcopy(m) for a in self.arms}) for m in self.sft)
-        self.flows = nn.ModuleList(nn.ModuleDict({a: init_(self.make_flow(m), self.init_generator(r, f"flow/{a}"))
-                                                  for a in self.flow_arms}) for r, m in enumerate(self.sft))
+        self.sft = nn.ModuleList(
+            init_(TinyExplainer(d_model, max_len=PROMPT + length + 1), self.init_generator(r, "sft"))
+            for r in range(self.R)
+        )
+        self.policies = nn.ModuleList(
+            nn.ModuleDict({a: copy.deepcopy(m) for a in self.arms}) for m in self.sft
+        )
+        self.flows = nn.ModuleList(
+            nn.ModuleDict(
+                {a: init_(self.make_flow(m), self.init_generator(r, f"flow/{a}")) for a in self.flow_arms}
+            )
+            for r, m in enumerate(self.sft)
+        )
         self.buffers = {(r, a): ReplayBuffer(buffer_size) for r in range(self.R) for a in self.flow_arms}
         self.steps_done = 0
-        self.points = sorted({*range(0, ppo_steps, eval_every), ppo_steps})   # PPO steps with a curve point
+        self.points = sorted({*range(0, ppo_steps, eval_every), ppo_steps})  # PPO steps with a curve point
         self.curves: dict[str, list[float]] = {}
         self._judges = None
 
     def init_generator(self, replica: int, name: str) -> torch.Generator:
-        return torch.Generator().manual_seed(int(self.task.rng(replica, f"init/{name}").integers(2 ** 62)))
+        return torch.Generator().manual_seed(int(self.task.rng(replica, f"init/{name}").integers(2**62)))
 
     def make_flow(self, backbone: TinyExplainer) -> nn.Module:
         hp = self.hparams
         if hp.conditioning == "pooled":
             return PooledVelocity(self.A, hp.d_model, hp.flow_hidden)
-        return CrossAttentionVelocity(self.A, **backbone.attention(), flow_tokens=hp.flow_tokens,
-                                      hidden=hp.flow_hidden)
+        return CrossAttentionVelocity(
+            self.A, **backbone.attention(), flow_tokens=hp.flow_tokens, hidden=hp.flow_hidden
+        )
 
     @property
     def judges(self) -> list[list]:
         """judges[r] = the training proxies of replica r (built on first use: SQLite connections)."""
         if self._judges is None:
-            self._judges = [[self.task.judge(name, r, self.model_factory) for name in self.hparams.proxies]
-                            for r in range(self.R)]
+            self._judges = [
+                [self.task.judge(name, r, self.model_factory) for name in self.hparams.proxies]
+                for r in range(self.R)
+            ]
         return self._judges
 
     # ---- schedule ---------------------------------------------------------------------------
@@ -149,12 +184,14 @@ class ExplainerPPO(AtlasModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        return [torch.optim.Adam(self.sft.parameters(), lr=hp.sft_lr),
-                torch.optim.Adam(self.policies.parameters(), lr=hp.lr),
-                torch.optim.Adam([p for p in self.flows.parameters() if p.requires_grad], lr=hp.flow_lr)]
+        return [
+            torch.optim.Adam(self.sft.parameters(), lr=hp.sft_lr),
+            torch.optim.Adam(self.policies.parameters(), lr=hp.lr),
+            torch.optim.Adam([p for p in self.flows.parameters() if p.requires_grad], lr=hp.flow_lr),
+        ]
 
     def training_step(self, batch, batch_idx):
-        if self.steps_done >= self.total_steps:             # a resumed epoch replays no step twice
+        if self.steps_done >= self.total_steps:  # a resumed epoch replays no step twice
             return
         hp, step = self.hparams, self.steps_done
         if step < hp.sft_steps:
@@ -165,6 +202,8 @@ class ExplainerPPO(AtlasModule):
                 self.start_ppo()
             if k in self.points:
                 self.record_curves(k)
+            if k == 0:
+                self.warm_up_flows()
             self.ppo_step(refresh=k % hp.flow_every == 0)
             if k + 1 == hp.ppo_steps:
                 self.record_curves(k + 1)
@@ -179,8 +218,20 @@ class ExplainerPPO(AtlasModule):
     # ---- 1. SFT -------------------------------------------------------------------------------
     def sft_step(self) -> None:
         hp, task = self.hparams, self.task
-        losses = [sft_loss(m, sft_batch(self.env, hp.batch_size, hp.length, task.p_accurate, task.max_sentences,
-                                        self.rng(f"sft/{r}")).to(self.device)) for r, m in enumerate(self.sft)]
+        losses = [
+            sft_loss(
+                m,
+                sft_batch(
+                    self.env,
+                    hp.batch_size,
+                    hp.length,
+                    task.p_accurate,
+                    task.max_sentences,
+                    self.rng(f"sft/{r}"),
+                ).to(self.device),
+            )
+            for r, m in enumerate(self.sft)
+        ]
         self.step(0, torch.stack(losses).sum())
         self.log("train/sft_loss", torch.stack(losses).mean().detach(), prog_bar=True)
 
@@ -204,7 +255,9 @@ class ExplainerPPO(AtlasModule):
 
     def judge(self, r: int, queries: list[Query], rng: np.random.Generator) -> np.ndarray:
         """Every training proxy's p for every query (fresh noise draws): [K, N, |A|]."""
-        queries = [Query(q.state, q.words, int(d)) for q, d in zip(queries, rng.integers(2 ** 31, size=len(queries)))]
+        queries = [
+            Query(q.state, q.words, int(d)) for q, d in zip(queries, rng.integers(2**31, size=len(queries)))
+        ]
         return np.stack([judge.probs(queries) for judge in self.judges[r]])
 
     def condition(self, r: int, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,7 +265,9 @@ class ExplainerPPO(AtlasModule):
         tokens = tokens.to(self.device)
         return self.sft[r].last_layer(tokens), tokens != PAD
 
-    def p_hat(self, r: int, arm: str, roll: Rollout, rng: np.random.Generator) -> tuple[np.ndarray, list[int]]:
+    def p_hat(
+        self, r: int, arm: str, roll: Rollout, rng: np.random.Generator
+    ) -> tuple[np.ndarray, list[int]]:
         """p_hat[a*] of every prefix of every explanation, and their owners."""
         tokens, queries, owner = roll.prefixes()
         a_star = roll.actions[owner]
@@ -220,16 +275,27 @@ class ExplainerPPO(AtlasModule):
             p = self.judge(r, queries, rng).mean(0)
         else:
             with torch.no_grad():
-                p = flow_probs(self.flows[r][arm], self.condition(r, tokens), len(tokens), self.A,
-                               self.hparams.sigma_factor * self.task.sigma_r, self.hparams.reward_samples,
-                               self.hparams.euler_steps, self.torch_generator(f"reward/{r}/{arm}")).cpu().numpy()
+                p = (
+                    flow_probs(
+                        self.flows[r][arm],
+                        self.condition(r, tokens),
+                        len(tokens),
+                        self.A,
+                        self.hparams.sigma_factor * self.task.sigma_r,
+                        self.hparams.reward_samples,
+                        self.hparams.euler_steps,
+                        self.torch_generator(f"reward/{r}/{arm}"),
+                    )
+                    .cpu()
+                    .numpy()
+                )
         return p[np.arange(len(p)), a_star], owner
 
-    def refresh_flow(self, r: int, arm: str, roll: Rollout) -> None:
+    def refresh_flow(self, r: int, arm: str, roll: Rollout, steps: int) -> None:
         """Judge the rollout's prefixes by the proxies; keep the positive ones; fit the flow."""
         hp = self.hparams
         tokens, queries, owner = roll.prefixes()
-        probs = self.judge(r, queries, self.rng(f"judge/{r}/{arm}"))                    # [K, N, |A|]
+        probs = self.judge(r, queries, self.rng(f"judge/{r}/{arm}"))  # [K, N, |A|]
         a_star = roll.actions[owner]
         for p in probs:
             keep = p.argmax(1) == a_star if hp.rejection else np.ones(len(p), dtype=bool)
@@ -237,35 +303,55 @@ class ExplainerPPO(AtlasModule):
                 self.buffers[r, arm].add(tokens=tokens.numpy()[keep], z1=p[keep].astype(np.float32))
         if len(self.buffers[r, arm]) == 0:
             return
-        flow, rng, g = self.flows[r][arm], self.rng(f"flow/{r}/{arm}"), self.torch_generator(f"flow/{r}/{arm}")
+        flow, rng, g = (
+            self.flows[r][arm],
+            self.rng(f"flow/{r}/{arm}"),
+            self.torch_generator(f"flow/{r}/{arm}"),
+        )
         buffer, sigma = self.buffers[r, arm], hp.sigma_factor * self.task.sigma_r
-        H, mask = self.condition(r, torch.as_tensor(buffer.data["tokens"][: len(buffer)]))   # once per refresh
+        H, mask = self.condition(r, torch.as_tensor(buffer.data["tokens"][: len(buffer)]))  # once per refresh
         z1_all = torch.as_tensor(buffer.data["z1"][: len(buffer)], device=self.device)
-        for _ in range(hp.flow_steps):
+        for _ in range(steps):
             i = torch.as_tensor(rng.integers(0, len(buffer), hp.flow_batch), device=self.device)
             z0 = 1.0 / self.A + sigma * torch.randn(len(i), self.A, generator=g).to(self.device)
             self.step(2, cfm_loss(flow, z0, z1_all[i], (H[i], mask[i]), generator=g))
+
+    def warm_up_flows(self) -> None:
+        """Before the first PPO step: fit each flow on ``warmup_batches`` batches of SFT explanations."""
+        hp = self.hparams
+        for r in range(self.R):
+            for arm in self.flow_arms:
+                name = f"warmup/{r}/{arm}"
+                n = hp.warmup_batches * hp.batch_size
+                roll = self.rollout(self.sft[r], n, self.rng(name), self.torch_generator(name))
+                self.refresh_flow(r, arm, roll, hp.flow_warmup)
 
     def ppo_step(self, refresh: bool) -> None:
         hp = self.hparams
         for r in range(self.R):
             for arm in self.arms:
                 name = f"{r}/{arm}"
-                roll = self.rollout(self.policies[r][arm], hp.batch_size, self.rng(f"rollout/{name}"),
-                                    self.torch_generator(f"rollout/{name}"))
+                roll = self.rollout(
+                    self.policies[r][arm],
+                    hp.batch_size,
+                    self.rng(f"rollout/{name}"),
+                    self.torch_generator(f"rollout/{name}"),
+                )
                 if refresh and arm in self.flow_arms:
-                    self.refresh_flow(r, arm, roll)
+                    self.refresh_flow(r, arm, roll, hp.flow_steps)
                 p_true, owner = self.p_hat(r, arm, roll, self.rng(f"reward/{name}"))
                 owner = np.asarray(owner)
                 rewards = [sentence_rewards(p_true[owner == b], hp.reward) for b in range(len(roll.states))]
-                task_reward = token_rewards(rewards, roll.ends, roll.mask.shape[1], dense=arm != "flow_sparse")
+                task_reward = token_rewards(
+                    rewards, roll.ends, roll.mask.shape[1], dense=arm != "flow_sparse"
+                )
                 self.ppo_update(r, arm, roll, task_reward)
                 self.log(f"train/reward_{arm}", float(np.mean([x.sum() for x in rewards])) / self.R)
 
     def logprobs(self, policy: TinyExplainer, tokens: torch.Tensor):
         """log pi of each generated token, its entropy and the value before it: three [B, L]."""
         logits, values = policy(tokens[:, :-1].to(self.device))
-        logits, values = logits[:, PROMPT - 1:], values[:, PROMPT - 1:]
+        logits, values = logits[:, PROMPT - 1 :], values[:, PROMPT - 1 :]
         logp_all = logits.log_softmax(-1)
         target = tokens[:, PROMPT:].to(self.device)
         logp = logp_all.gather(-1, target[..., None])[..., 0]
@@ -285,8 +371,18 @@ class ExplainerPPO(AtlasModule):
             advantages = (advantages - live.mean()) / (live.std() + 1e-8) * mask
         for _ in range(hp.ppo_epochs):
             logp, entropy, values = self.logprobs(policy, roll.tokens)
-            loss = ppo_loss(logp, old_logp, advantages, values, returns, entropy, mask, hp.clip,
-                            hp.value_coef, hp.entropy_coef)
+            loss = ppo_loss(
+                logp,
+                old_logp,
+                advantages,
+                values,
+                returns,
+                entropy,
+                mask,
+                hp.clip,
+                hp.value_coef,
+                hp.entropy_coef,
+            )
             self.step(1, loss)
 
     # ---- evaluation ------------------------------------------------------------------------------
@@ -295,10 +391,13 @@ class ExplainerPPO(AtlasModule):
         """Held-out, proxy and oracle accuracy of ``policy``'s explanations (fixed eval streams)."""
         n = self.hparams.eval_samples
         states = np.repeat(self.env.states, n)
-        g = torch.Generator().manual_seed(int(self.task.rng(r, "eval").integers(2 ** 62)))
+        g = torch.Generator().manual_seed(int(self.task.rng(r, "eval").integers(2**62)))
         prompts = torch.tensor([context_tokens(int(s), self.env.n) for s in states], device=self.device)
         roll = Rollout(self.env, states, policy.sample(prompts, self.hparams.length, g).cpu())
-        queries = [Query(int(s), tuple(w), stable_hash("eval", i)) for i, (s, w) in enumerate(zip(states, roll.words))]
+        queries = [
+            Query(int(s), tuple(w), stable_hash("eval", i))
+            for i, (s, w) in enumerate(zip(states, roll.words))
+        ]
         proxy = np.stack([judge.probs(queries) for judge in self.judges[r]]).mean(0)
         evaluator, oracle = self.task.evaluator, CredulousReader()
         out = {"heldout": [], "proxy": [], "oracle": [], "context": []}
@@ -316,8 +415,10 @@ class ExplainerPPO(AtlasModule):
                 acc = self.evaluate(r, self.policies[r][arm])
                 for key in ("heldout", "proxy"):
                     self.curves.setdefault(f"{r}/{arm}/{key}", []).append(acc[key])
-            self.log(f"train/heldout_{arm}", float(np.mean([self.curves[f"{r}/{arm}/heldout"][-1]
-                                                             for r in range(self.R)])))
+            self.log(
+                f"train/heldout_{arm}",
+                float(np.mean([self.curves[f"{r}/{arm}/heldout"][-1] for r in range(self.R)])),
+            )
 
     def curve(self, r: int, arm: str, key: str) -> np.ndarray:
         """The curve at ``self.points`` (NaN where training has not reached a point yet)."""
@@ -328,7 +429,9 @@ class ExplainerPPO(AtlasModule):
         index, _ = batch
         values = {f"{k}_sft": v for k, v in self.evaluate(index, self.sft[index]).items()}
         for arm in self.arms:
-            values.update({f"{k}_{arm}": v for k, v in self.evaluate(index, self.policies[index][arm]).items()})
+            values.update(
+                {f"{k}_{arm}": v for k, v in self.evaluate(index, self.policies[index][arm]).items()}
+            )
             values[f"curve_{arm}"] = self.curve(index, arm, "heldout")
             values[f"proxy_curve_{arm}"] = self.curve(index, arm, "proxy")
         if "flow_dense" in self.arms:
@@ -338,11 +441,13 @@ class ExplainerPPO(AtlasModule):
     @torch.no_grad()
     def nonzero_fraction(self, r: int) -> float:
         """Fraction of sentences whose dense flow reward is non-zero (|r_j| > 1e-6)."""
-        g = torch.Generator().manual_seed(int(self.task.rng(r, "eval/rewards").integers(2 ** 62)))
+        g = torch.Generator().manual_seed(int(self.task.rng(r, "eval/rewards").integers(2**62)))
         roll = self.rollout(self.policies[r]["flow_dense"], 64, self.task.rng(r, "eval/states"), g)
         p_true, owner = self.p_hat(r, "flow_dense", roll, self.task.rng(r, "eval/judge"))
         owner = np.asarray(owner)
-        r_all = np.concatenate([sentence_rewards(p_true[owner == b], "probability") for b in range(len(roll.states))])
+        r_all = np.concatenate(
+            [sentence_rewards(p_true[owner == b], "probability") for b in range(len(roll.states))]
+        )
         return float(np.mean(np.abs(r_all) > 1e-6))
 
     def summarize(self, rows):
@@ -350,7 +455,8 @@ class ExplainerPPO(AtlasModule):
         for name in ["sft", *self.arms]:
             for key in ("heldout", "proxy", "oracle"):
                 out[f"explainer/{key}_{name}_mean"], out[f"explainer/{key}_{name}_std"] = mean_std(
-                    rows[f"{key}_{name}"])
+                    rows[f"{key}_{name}"]
+                )
         out["explainer/context_only_mean"] = float(rows["context_sft"].mean())
         best = "flow_dense" if "flow_dense" in self.arms else self.arms[0]
         acc = {name: rows[f"heldout_{name}"] for name in ["sft", *self.arms]}
@@ -359,7 +465,8 @@ class ExplainerPPO(AtlasModule):
         if "proxy" in self.arms and best != "proxy":
             out[f"explainer/{best}_minus_proxy_mean"] = float((acc[best] - acc["proxy"]).mean())
             out[f"explainer/{best}_proxy_sd_gap"] = float(
-                (acc[best].mean() - acc[best].std()) - (acc["proxy"].mean() + acc["proxy"].std()))
+                (acc[best].mean() - acc[best].std()) - (acc["proxy"].mean() + acc["proxy"].std())
+            )
         if {"flow_dense", "flow_sparse"} <= set(self.arms):
             out.update(self.dense_vs_sparse(rows))
         # reward hacking: the proxy-minus-held-out gap, from the SFT start to the end of training
@@ -380,8 +487,11 @@ class ExplainerPPO(AtlasModule):
         diff = float((rows["heldout_flow_dense"] - rows["heldout_flow_sparse"]).mean())
         reached = np.flatnonzero(dense >= sparse[-1] - 1e-12) if np.isfinite(sparse[-1]) else []
         ratio = self.points[reached[0]] / self.hparams.ppo_steps if len(reached) else np.inf
-        return {"explainer/dense_minus_sparse_mean": diff, "explainer/dense_steps_to_sparse_final": float(ratio),
-                "explainer/dense_criterion": float(diff >= 0.02 or ratio <= 0.6)}
+        return {
+            "explainer/dense_minus_sparse_mean": diff,
+            "explainer/dense_steps_to_sparse_final": float(ratio),
+            "explainer/dense_criterion": float(diff >= 0.02 or ratio <= 0.6),
+        }
 
     def plot_curves(self, rows) -> None:
         import matplotlib.pyplot as plt
@@ -393,14 +503,19 @@ class ExplainerPPO(AtlasModule):
             ax.plot(self.points, rows[f"proxy_curve_{arm}"].mean(0), ":", alpha=0.6, label=f"{arm} (proxy)")
         ax.axhline(rows["heldout_sft"].mean(), color="k", ls="--", label="SFT")
         ax.axhline(rows["context_sft"].mean(), color="grey", ls="-.", label="context alone")
-        ax.set(xlabel="PPO step", ylabel="decision-inference accuracy", title="learning curves per reward type")
+        ax.set(
+            xlabel="PPO step", ylabel="decision-inference accuracy", title="learning curves per reward type"
+        )
         ax.legend(fontsize=6)
         self.save_figure(fig, "learning_curves")
 
     # ---- exact resume ---------------------------------------------------------------------------
     def learner_state(self) -> dict:
-        return {"steps_done": self.steps_done, "curves": self.curves,
-                "buffers": {f"{r}/{a}": b.state_dict() for (r, a), b in self.buffers.items()}}
+        return {
+            "steps_done": self.steps_done,
+            "curves": self.curves,
+            "buffers": {f"{r}/{a}": b.state_dict() for (r, a), b in self.buffers.items()},
+        }
 
     def load_learner_state(self, state: dict) -> None:
         self.steps_done = int(state["steps_done"])

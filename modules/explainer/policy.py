@@ -15,7 +15,7 @@ from torch import nn
 
 from experiments.explainer.grammar import EOS, INDEX, PAD, VOCAB, WORDS
 
-ALLOWED = torch.zeros(len(VOCAB), dtype=torch.bool)           # what the explainer may write
+ALLOWED = torch.zeros(len(VOCAB), dtype=torch.bool)  # what the explainer may write
 ALLOWED[[INDEX[w] for w in WORDS] + [EOS]] = True
 
 
@@ -33,17 +33,18 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         h = self.ln1(x)
-        q = self.q_proj(h).view(B, T, self.n_heads, self.d_head).transpose(1, 2)       # [B, h, T, dh]
-        k = self.k_proj(h).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)    # [B, kv, T, dh]
+        q = self.q_proj(h).view(B, T, self.n_heads, self.d_head).transpose(1, 2)  # [B, h, T, dh]
+        k = self.k_proj(h).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)  # [B, kv, T, dh]
         v = self.v_proj(h).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)   # [B, h, T, dh]
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)  # [B, h, T, dh]
         x = x + self.o_proj(a.transpose(1, 2).reshape(B, T, -1))
         return x + self.mlp(self.ln2(x))
 
 
 class TinyExplainer(nn.Module):
-    def __init__(self, d_model: int = 32, n_layers: int = 2, n_heads: int = 4, n_kv_heads: int = 2,
-                 max_len: int = 32):
+    def __init__(
+        self, d_model: int = 32, n_layers: int = 2, n_heads: int = 4, n_kv_heads: int = 2, max_len: int = 32
+    ):
         super().__init__()
         self.tok = nn.Embedding(len(VOCAB), d_model)
         self.pos = nn.Embedding(max_len, d_model)
@@ -72,8 +73,13 @@ class TinyExplainer(nn.Module):
     def attention(self) -> dict:
         """The last layer's attention weights and head layout, for ``CrossAttentionVelocity``."""
         last = self.blocks[-1]
-        return dict(W_Q=last.q_proj.weight, W_K=last.k_proj.weight, W_V=last.v_proj.weight,
-                    n_heads=last.n_heads, n_kv_heads=last.n_kv_heads)
+        return {
+            "W_Q": last.q_proj.weight,
+            "W_K": last.k_proj.weight,
+            "W_V": last.v_proj.weight,
+            "n_heads": last.n_heads,
+            "n_kv_heads": last.n_kv_heads,
+        }
 
     @torch.no_grad()
     def sample(self, prompts: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:

@@ -11,18 +11,27 @@ import torch
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float):
     """Advantages and returns [B, L]; ``mask`` [B, L] marks each episode's tokens (a prefix of L)."""
-    next_values = torch.cat([values[:, 1:] * mask[:, 1:], torch.zeros(len(values), 1)], 1)   # 0 after the end
+    next_values = torch.cat([values[:, 1:] * mask[:, 1:], torch.zeros(len(values), 1)], 1)  # 0 after the end
     delta = (rewards + gamma * next_values - values) * mask
     advantages, running = torch.zeros_like(rewards), torch.zeros(len(rewards))
     for t in reversed(range(rewards.shape[1])):
-        running = delta[:, t] + gamma * lam * running          # masked tail tokens contribute 0
+        running = delta[:, t] + gamma * lam * running  # masked tail tokens contribute 0
         advantages[:, t] = running
     return advantages * mask, (advantages + values) * mask
 
 
-def ppo_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, values: torch.Tensor,
-             returns: torch.Tensor, entropy: torch.Tensor, mask: torch.Tensor, clip: float,
-             value_coef: float, entropy_coef: float) -> torch.Tensor:
+def ppo_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    values: torch.Tensor,
+    returns: torch.Tensor,
+    entropy: torch.Tensor,
+    mask: torch.Tensor,
+    clip: float,
+    value_coef: float,
+    entropy_coef: float,
+) -> torch.Tensor:
     """Clipped surrogate + value MSE - entropy bonus, averaged over unmasked tokens."""
     ratio = (logp - old_logp).exp()
     surrogate = torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages)

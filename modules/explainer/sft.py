@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from experiments.explainer.frozenlake import FrozenLake
 from experiments.explainer.grammar import EOS, INDEX, PAD, context_tokens, sample_explanation
 
-PROMPT = 7              # len(context_tokens(...)): every prompt has the same length
+PROMPT = 7  # len(context_tokens(...)): every prompt has the same length
 
 
-def sft_batch(env: FrozenLake, n: int, length: int, p_accurate: float, max_sentences: int,
-              rng: np.random.Generator) -> torch.Tensor:
+def sft_batch(
+    env: FrozenLake, n: int, length: int, p_accurate: float, max_sentences: int, rng: np.random.Generator
+) -> torch.Tensor:
     """[n, PROMPT + length + 1] token ids (explanations longer than ``length`` words are redrawn)."""
     rows = []
     while len(rows) < n:
@@ -31,6 +32,6 @@ def sft_batch(env: FrozenLake, n: int, length: int, p_accurate: float, max_sente
 
 
 def sft_loss(policy, tokens: torch.Tensor) -> torch.Tensor:
-    logits = policy(tokens[:, :-1])[0][:, PROMPT - 1:]                    # predicts tokens[:, PROMPT:]
+    logits = policy(tokens[:, :-1])[0][:, PROMPT - 1 :]  # predicts tokens[:, PROMPT:]
     target = tokens[:, PROMPT:]
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=PAD)
