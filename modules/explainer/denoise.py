@@ -177,8 +177,10 @@ class DenoisingFlow(AtlasModule):
             ax.plot(factors, c, "o-", alpha=0.7, label=f"flow, replica {i}")
         ax.axhline(proxy.mean(), color="k", ls="--", label="proxy (no flow)")
         ax.axvline(1.0, color="grey", ls=":")
+        ax.set_xscale("log")
+        ax.set_xticks(factors, [f"{f:g}" for f in factors], minor=False)
+        ax.minorticks_off()
         ax.set(
-            xscale="log",
             xlabel="sigma / sigma_r",
             ylabel="W2 to the human distribution",
             title="Theorem 1: the flow denoises proxy rewards",
