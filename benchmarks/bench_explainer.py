@@ -66,7 +66,8 @@ def main() -> None:
     print(f"{len(queries)} (state, prefix) queries; {len(tokens)} prefixes\n")
     print("| path | reference (s) | fast (s) | ratio |\n|---|---|---|---|")
     print(
-        f"| MiniLM judge: uncached / SQLite cache | {uncached_s:.3f} | {cached_s:.3f} | {uncached_s / cached_s:.1f}x |"
+        f"| MiniLM judge: uncached / SQLite cache | {uncached_s:.3f} | {cached_s:.3f} | "
+        f"{uncached_s / cached_s:.1f}x |"
     )
     print(
         f"| flow p_hat: per prefix / batched | {per_prefix_s:.3f} | {batched_s:.3f} | "

@@ -159,7 +159,10 @@ def test_cross_attention_gqa_equals_explicitly_repeated_kv_heads():
         torch.randn(kv * dh, d, generator=g),
     )
     gqa = CrossAttentionVelocity(4, W_Q, W_K, W_V, heads, kv, flow_tokens=3, hidden=8)
-    rep = lambda W: W.view(kv, dh, d).repeat_interleave(heads // kv, 0).reshape(heads * dh, d)
+
+    def rep(W):  # each KV head's rows copied to the query heads it serves
+        return W.view(kv, dh, d).repeat_interleave(heads // kv, 0).reshape(heads * dh, d)
+
     full = CrossAttentionVelocity(4, W_Q, rep(W_K), rep(W_V), heads, heads, flow_tokens=3, hidden=8)
     full.load_state_dict({**gqa.state_dict(), "W_K": rep(W_K), "W_V": rep(W_V)})
     z, t = torch.randn(5, 4, generator=g), torch.rand(5, generator=g)

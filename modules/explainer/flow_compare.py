@@ -53,7 +53,7 @@ def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
 
 class FlowComparison(AtlasModule):
     needs = "policy_explanation"
-    models = (*LLM_MODELS, "none")   # an LLM group first: the MiniLM / LLM judges need one
+    models = (*LLM_MODELS, "none")  # an LLM group first: the MiniLM / LLM judges need one
 
     def __init__(
         self,

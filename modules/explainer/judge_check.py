@@ -24,7 +24,7 @@ KINDS = ("correct", "contradicting", "none")
 
 class JudgeCheck(AtlasModule):
     needs = "policy_explanation"
-    models = (*LLM_MODELS, "none")   # an LLM group first: the MiniLM / LLM judges need one
+    models = (*LLM_MODELS, "none")  # an LLM group first: the MiniLM / LLM judges need one
 
     def __init__(
         self,

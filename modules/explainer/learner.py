@@ -11,8 +11,8 @@ Per replica (task instance) the learner trains, in one fit loop:
    * ``proxy``       the same dense rewards from the proxies' p directly (ablation w/o Flow).
 
    Flow arms first fit ``flow_warmup`` steps on proxy judgments of ``warmup_batches`` batches of
-   SFT explanations, then alternate: every ``flow_every`` PPO steps the current explanations' prefixes are judged
-   by the training proxies (``proxies``: noisy_rule, minilm, smollm2, gemma3), the positive ones
+   SFT explanations, then alternate: every ``flow_every`` PPO steps the current explanations'
+   prefixes are judged by the training proxies (``proxies``: noisy_rule, minilm, smollm2, gemma3), the positive ones
    (argmax = a*, ``rejection``) join the arm's replay buffer and the flow (``flow.py``,
    ``conditioning``) takes ``flow_steps`` rectified-flow steps on it.
 
