@@ -12,8 +12,8 @@ Per replica (task instance) the learner trains, in one fit loop:
 
    Flow arms first fit ``flow_warmup`` steps on proxy judgments of ``warmup_batches`` batches of
    SFT explanations, then alternate: every ``flow_every`` PPO steps the current explanations'
-   prefixes are judged by the training proxies (``proxies``: noisy_rule, minilm, smollm2, gemma3), the positive ones
-   (argmax = a*, ``rejection``) join the arm's replay buffer and the flow (``flow.py``,
+   prefixes are judged by the training proxies (``proxies``: noisy_rule, minilm, smollm2, gemma3),
+   the positive ones (argmax = a*, ``rejection``) join the arm's replay buffer and the flow (``flow.py``,
    ``conditioning``) takes ``flow_steps`` rectified-flow steps on it.
 
 Evaluation (``test_step``, one replica each) samples ``eval_samples`` explanations per state from
