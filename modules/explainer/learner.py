@@ -482,10 +482,12 @@ class ExplainerPPO(AtlasModule):
 
     def dense_vs_sparse(self, rows) -> dict[str, float]:
         """Dense - sparse final accuracy, and the fraction of PPO steps dense needs to reach sparse's
-        final accuracy (mean curves over replicas; inf if never)."""
+        final accuracy (mean curves over replicas; inf if never, or if sparse did not improve on its
+        start: reaching a level the SFT explainer already had is no speed-up)."""
         dense, sparse = rows["curve_flow_dense"].mean(0), rows["curve_flow_sparse"].mean(0)
         diff = float((rows["heldout_flow_dense"] - rows["heldout_flow_sparse"]).mean())
-        reached = np.flatnonzero(dense >= sparse[-1] - 1e-12) if np.isfinite(sparse[-1]) else []
+        improved = np.isfinite(sparse[-1]) and sparse[-1] > sparse[0]
+        reached = np.flatnonzero(dense >= sparse[-1] - 1e-12) if improved else []
         ratio = self.points[reached[0]] / self.hparams.ppo_steps if len(reached) else np.inf
         return {
             "explainer/dense_minus_sparse_mean": diff,
