@@ -18,7 +18,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, valida
 
 from experiments.base import InstanceDataset, Task
 from experiments.population_ne.game import Game
-from experiments.population_ne.instances import STREAMS, approval_matrix, base_alignments, random_starts
+from experiments.population_ne.instances import approval_matrix, base_alignments, random_starts
 from experiments.population_ne.random_games import UtilityName
 from experiments.population_ne.utilities import utility
 
@@ -30,15 +30,32 @@ class Replicas(Task):
     """Replica i: the game at (alpha, gamma) with beta = 1 and random starts."""
 
     @validate_call
-    def __init__(self, replicas: PositiveInt = 3, rho: Shares = (0.35, 0.3, 0.2, 0.1, 0.05), K: PositiveInt = 4,
-                 diagonal: NonNegativeFloat = 2.0, w0_concentration: PositiveFloat | None = None,
-                 symmetric: bool = False, alpha: NonNegativeFloat = 10.0, gamma: NonNegativeFloat = 0.3,
-                 starts: PositiveInt = 4, utility: UtilityName = "quadratic", seed: int = 0):
+    def __init__(
+        self,
+        replicas: PositiveInt = 3,
+        rho: Shares = (0.35, 0.3, 0.2, 0.1, 0.05),
+        K: PositiveInt = 4,
+        diagonal: NonNegativeFloat = 2.0,
+        w0_concentration: PositiveFloat | None = None,
+        symmetric: bool = False,
+        alpha: NonNegativeFloat = 10.0,
+        gamma: NonNegativeFloat = 0.3,
+        starts: PositiveInt = 4,
+        utility: UtilityName = "quadratic",
+        seed: int = 0,
+    ):
         super().__init__(seed)
         rho = np.asarray(rho, dtype=np.float64)
-        Game(rho, np.eye(len(rho)), np.full((K, len(rho)), 1 / len(rho)), alpha, 1.0, gamma)  # bad input fails now
+        Game(
+            rho, np.eye(len(rho)), np.full((K, len(rho)), 1 / len(rho)), alpha, 1.0, gamma
+        )  # bad input fails now
         self.replicas, self.rho, self.K, self.diagonal = replicas, rho, K, diagonal
-        self.w0_concentration, self.symmetric, self.alpha, self.gamma = w0_concentration, symmetric, alpha, gamma
+        self.w0_concentration, self.symmetric, self.alpha, self.gamma = (
+            w0_concentration,
+            symmetric,
+            alpha,
+            gamma,
+        )
         self.n_starts, self.utility_name = starts, utility
 
     @property
@@ -46,15 +63,23 @@ class Replicas(Task):
         return utility(self.utility_name)
 
     def game(self, index: int) -> Game:
-        rng = self.rng(index, STREAMS["game"])
+        rng = self.rng(index, "game")
         D = len(self.rho)
         w0 = base_alignments(1 if self.symmetric else self.K, D, rng, self.w0_concentration)
-        return Game(self.rho, approval_matrix(D, rng, self.diagonal), np.broadcast_to(w0, (self.K, D)),
-                    self.alpha, 1.0, self.gamma)
+        return Game(
+            self.rho,
+            approval_matrix(D, rng, self.diagonal),
+            np.broadcast_to(w0, (self.K, D)),
+            self.alpha,
+            1.0,
+            self.gamma,
+        )
 
     def make(self, index: int) -> dict:
-        return {"game": self.game(index),
-                "starts": random_starts(self.K, len(self.rho), self.n_starts, self.rng(index, STREAMS["starts"]))}
+        return {
+            "game": self.game(index),
+            "starts": random_starts(self.K, len(self.rho), self.n_starts, self.rng(index, "starts")),
+        }
 
     def instances(self) -> InstanceDataset:
         return InstanceDataset(self.replicas, self.make)
@@ -64,8 +89,9 @@ class ExclusionGrid(Replicas):
     offers: ClassVar[tuple[str, ...]] = ("exclusion_map",)
 
     @validate_call
-    def __init__(self, alpha_over_beta: Grid = (0.5, 1, 3, 10, 20), gamma_over_beta: Grid = (0.0, 0.3, 0.8),
-                 **replica):
+    def __init__(
+        self, alpha_over_beta: Grid = (0.5, 1, 3, 10, 20), gamma_over_beta: Grid = (0.0, 0.3, 0.8), **replica
+    ):
         super().__init__(**replica)
         if any(np.diff(alpha_over_beta) <= 0) or any(np.diff(gamma_over_beta) <= 0):
             raise ValueError("alpha_over_beta and gamma_over_beta must be increasing grids")
@@ -78,14 +104,23 @@ class SteeringGames(Replicas):
     offers: ClassVar[tuple[str, ...]] = ("steering",)
 
     @validate_call
-    def __init__(self, random_subsidies: PositiveInt = 100, candidates: PositiveInt = 3000,
-                 concentration: PositiveFloat = 0.3, **replica):
+    def __init__(
+        self,
+        random_subsidies: PositiveInt = 100,
+        candidates: PositiveInt = 3000,
+        concentration: PositiveFloat = 0.3,
+        **replica,
+    ):
         super().__init__(**replica)
         if candidates < random_subsidies:
             raise ValueError(f"candidates={candidates} < random_subsidies={random_subsidies}")
-        self.random_subsidies, self.candidates, self.concentration = random_subsidies, candidates, concentration
+        self.random_subsidies, self.candidates, self.concentration = (
+            random_subsidies,
+            candidates,
+            concentration,
+        )
 
     def make(self, index: int) -> dict:
-        rng = self.rng(index, STREAMS["subsidies"])      # random subsidy directions, Dirichlet(concentration)
+        rng = self.rng(index, "subsidies")  # random subsidy directions, Dirichlet(concentration)
         directions = rng.dirichlet(np.full(len(self.rho), self.concentration), size=self.candidates)
         return {**super().make(index), "directions": directions}

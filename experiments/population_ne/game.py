@@ -18,22 +18,24 @@ import numpy as np
 TOL = 1e-9  # tolerance of "sums to 1"
 
 
-def _simplex_rows(name: str, x: np.ndarray) -> None:
+def check_simplex(name: str, x: np.ndarray) -> None:
     if np.any(x < 0):
         raise ValueError(f"{name} has negative weights: {np.round(x[x < 0], 6).tolist()}")
     sums = x.sum(-1)
     if np.any(np.abs(sums - 1) > TOL):
-        raise ValueError(f"{name} must sum to 1 (per row), got sums {np.round(np.atleast_1d(sums), 9).tolist()}")
+        raise ValueError(
+            f"{name} must sum to 1 (per row), got sums {np.round(np.atleast_1d(sums), 9).tolist()}"
+        )
 
 
 @dataclass
 class Game:
-    rho: np.ndarray    # [D] population shares
-    M: np.ndarray      # [D, D] approval matrix
-    w0: np.ndarray     # [K, D] base alignments
-    alpha: float       # attractiveness weight
-    beta: float        # consistency weight
-    gamma: float       # diversity weight
+    rho: np.ndarray  # [D] population shares
+    M: np.ndarray  # [D, D] approval matrix
+    w0: np.ndarray  # [K, D] base alignments
+    alpha: float  # attractiveness weight
+    beta: float  # consistency weight
+    gamma: float  # diversity weight
     sigma: np.ndarray = field(default=None)  # [D] subsidy on attractiveness (steering), default 0
 
     def __post_init__(self):
@@ -44,8 +46,8 @@ class Game:
             raise ValueError(f"approval matrix M has shape {M.shape}, expected ({D}, {D}) for {D} groups")
         if w0.ndim != 2 or w0.shape[1] != D:
             raise ValueError(f"base alignments w0 have shape {w0.shape}, expected (K, {D})")
-        _simplex_rows("shares rho", rho)
-        _simplex_rows("base alignments w0", w0)
+        check_simplex("shares rho", rho)
+        check_simplex("base alignments w0", w0)
         if np.any(M < 0):
             raise ValueError("approval matrix M has negative weights")
         if sigma.shape != (D,) or np.any(sigma < 0):

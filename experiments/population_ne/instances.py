@@ -1,8 +1,9 @@
-"""Random population games and the named RNG streams they are drawn from.
+"""Random population games: the building blocks of every task of this method.
 
-Stream ``game`` draws an instance's shares, approval matrix and base alignments; stream ``starts``
-draws the starting profiles the dynamics run from, so adding a start or a baseline never changes
-the game.
+Tasks draw from named instance streams (``Task.rng(index, name)``): ``game`` for the shares, approval
+matrix and base alignments, ``starts`` for the starting profiles of the dynamics, ``subsidies`` for
+random subsidy directions, ``posts`` for the personas agents post as -- so adding a start, a baseline
+or a subsidy never changes the game.
 """
 
 from dataclasses import dataclass
@@ -11,13 +12,11 @@ import numpy as np
 
 from experiments.population_ne.game import Game
 
-STREAMS = {"game": 0, "starts": 1, "subsidies": 2, "posts": 3}   # named instance streams
-
 
 @dataclass
 class Instance:
     game: Game
-    starts: np.ndarray   # [R, K, D] starting profiles of the dynamics
+    starts: np.ndarray  # [R, K, D] starting profiles of the dynamics
     label: str = ""
 
 
@@ -28,7 +27,7 @@ def approval_matrix(D: int, rng: np.random.Generator, diagonal: float) -> np.nda
 
 
 def base_alignments(K: int, D: int, rng: np.random.Generator, concentration: float | None) -> np.ndarray:
-    """w0 [K, D]: one shared Dirichlet(concentration) draw per agent, or uniform when ``concentration`` is None."""
+    """w0 [K, D]: a Dirichlet(concentration) draw per agent, or uniform when ``concentration`` is None."""
     if concentration is None:
         return np.full((K, D), 1.0 / D)
     return rng.dirichlet(np.full(D, concentration), size=K)

@@ -14,7 +14,7 @@ from experiments.population_ne.game import Game
 
 def kkt_residual(game: Game, W: np.ndarray, utility) -> np.ndarray:
     """max over agents and groups of the KKT violation; W [..., K, D] -> [...]."""
-    g = utility.gradient(game, W)                               # [..., K, D]
+    g = utility.gradient(game, W)  # [..., K, D]
     lam = g.max(-1, keepdims=True)
     complementarity = np.abs(np.minimum(W, lam - g)).max((-2, -1))
     feasibility = np.maximum(np.abs(W.sum(-1) - 1).max(-1), np.maximum(-W, 0).max((-2, -1)))

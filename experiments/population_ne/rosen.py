@@ -15,9 +15,9 @@ from experiments.population_ne.game import Game
 def pseudo_jacobian(game: Game, utility, W: np.ndarray, h: float = 1e-6) -> np.ndarray:
     """dg / dW at the profile W [K, D] by central differences: [K D, K D]."""
     KD = W.size
-    E = h * np.eye(KD).reshape(KD, *W.shape)                   # [KD, K, D] perturbations
-    dg = utility.gradient(game, W + E) - utility.gradient(game, W - E)   # [KD, K, D]
-    return dg.reshape(KD, KD).T / (2 * h)                      # row (k, d), column (j, e)
+    E = h * np.eye(KD).reshape(KD, *W.shape)  # [KD, K, D] perturbations
+    dg = utility.gradient(game, W + E) - utility.gradient(game, W - E)  # [KD, K, D]
+    return dg.reshape(KD, KD).T / (2 * h)  # row (k, d), column (j, e)
 
 
 def max_symmetric_eigenvalue(J: np.ndarray) -> float:

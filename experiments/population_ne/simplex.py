@@ -11,10 +11,10 @@ import numpy as np
 
 def simplex_threshold(v: np.ndarray) -> np.ndarray:
     """The threshold tau of each row of ``v`` [..., D] -> [...]: Pi(v) = max(v - tau, 0)."""
-    u = -np.sort(-v, axis=-1)                                   # [..., D], decreasing
+    u = -np.sort(-v, axis=-1)  # [..., D], decreasing
     css = np.cumsum(u, axis=-1) - 1.0
     j = np.arange(1, v.shape[-1] + 1)
-    rho = np.count_nonzero(u - css / j > 0, axis=-1)            # [...], >= 1
+    rho = np.count_nonzero(u - css / j > 0, axis=-1)  # [...], >= 1
     return np.take_along_axis(css, rho[..., None] - 1, axis=-1)[..., 0] / rho
 
 

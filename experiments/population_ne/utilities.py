@@ -35,8 +35,11 @@ class Quadratic:
 
     def payoff(self, game: Game, W: np.ndarray) -> np.ndarray:
         """U_k(W) [..., K]."""
-        return (game.alpha * W @ game.a - game.beta / 2 * ((W - game.w0) ** 2).sum(-1)
-                - game.gamma * (W * others(W)).sum(-1))
+        return (
+            game.alpha * W @ game.a
+            - game.beta / 2 * ((W - game.w0) ** 2).sum(-1)
+            - game.gamma * (W * others(W)).sum(-1)
+        )
 
     def gradient(self, game: Game, W: np.ndarray) -> np.ndarray:
         """dU_k / dw_k [..., K, D]."""
@@ -50,8 +53,11 @@ class KL:
     name: ClassVar[str] = "kl"
 
     def payoff(self, game: Game, W: np.ndarray) -> np.ndarray:
-        return (game.alpha * W @ game.a - game.beta * rel_entr(W, game.w0).sum(-1)
-                - game.gamma * (W * others(W)).sum(-1))
+        return (
+            game.alpha * W @ game.a
+            - game.beta * rel_entr(W, game.w0).sum(-1)
+            - game.gamma * (W * others(W)).sum(-1)
+        )
 
     def gradient(self, game: Game, W: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore"):

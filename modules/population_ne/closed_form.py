@@ -30,10 +30,14 @@ SLACK = 1e-12  # a group joins a support only if it beats the multiplier by more
 
 def _check(game: Game, utility) -> None:
     if not isinstance(utility, Quadratic):
-        raise ValueError(f"the closed form is for utility=quadratic, not utility={utility.name}; "
-                         "use the best-response or projected-gradient dynamics")
+        raise ValueError(
+            f"the closed form is for utility=quadratic, not utility={utility.name}; "
+            "use the best-response or projected-gradient dynamics"
+        )
     if not game.beta > game.gamma:
-        raise ValueError(f"the closed form needs beta > gamma (unique NE), got beta={game.beta}, gamma={game.gamma}")
+        raise ValueError(
+            f"the closed form needs beta > gamma (unique NE), got beta={game.beta}, gamma={game.gamma}"
+        )
 
 
 def symmetric_ne(game: Game) -> np.ndarray:
@@ -47,12 +51,12 @@ def support_solve(game: Game, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(W [K, D], lambda [K]) solving the KKT equalities on the support ``A`` (bool [K, D], no empty row)."""
     beta, gamma = game.beta, game.gamma
     A = A.astype(np.float64)
-    n = A.sum(1)                                                 # [K] support sizes
-    c = beta * game.w0 + game.alpha * game.a                     # [K, D]
-    r = ((A * c).sum(1) - (beta - gamma)) / n                    # [K]
-    L = (beta - gamma) * np.eye(game.D) + gamma * np.diag(A.sum(0)) - gamma * (A.T / n) @ A   # [D, D]
-    s = np.linalg.solve(L, (A * (c - r[:, None])).sum(0))        # [D] group totals
-    beta_tau = r - gamma * (A @ s) / n                           # [K]
+    n = A.sum(1)  # [K] support sizes
+    c = beta * game.w0 + game.alpha * game.a  # [K, D]
+    r = ((A * c).sum(1) - (beta - gamma)) / n  # [K]
+    L = (beta - gamma) * np.eye(game.D) + gamma * np.diag(A.sum(0)) - gamma * (A.T / n) @ A  # [D, D]
+    s = np.linalg.solve(L, (A * (c - r[:, None])).sum(0))  # [D] group totals
+    beta_tau = r - gamma * (A @ s) / n  # [K]
     W = A * (c - gamma * s - beta_tau[:, None]) / (beta - gamma)
     return W, beta_tau
 
@@ -60,27 +64,30 @@ def support_solve(game: Game, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def active_set_ne(game: Game, max_iter: int = 10_000) -> tuple[np.ndarray, int]:
     """(the NE [K, D], active-set iterations) for heterogeneous agents."""
     # start from each agent's best response to the symmetric NE of the mean base alignment
-    mean = Game(game.rho, game.M, np.tile(game.w0.mean(0), (game.K, 1)), game.alpha, game.beta, game.gamma,
-                game.sigma)
+    mean = Game(
+        game.rho, game.M, np.tile(game.w0.mean(0), (game.K, 1)), game.alpha, game.beta, game.gamma, game.sigma
+    )
     A = Quadratic().best_response(game, symmetric_ne(mean)) > 0
     seen, single = set(), False
     for it in range(1, max_iter + 1):
         W, lam = support_solve(game, A)
         g = game.alpha * game.a - game.beta * (W - game.w0) - game.gamma * others(W)
         new = np.where(A, W > 0, g > lam[:, None] + SLACK * (1 + np.abs(lam[:, None])))
-        empty = ~new.any(1)                                      # keep every agent's best group
+        empty = ~new.any(1)  # keep every agent's best group
         new[empty, np.argmax(g[empty], 1)] = True
         if np.array_equal(new, A):
             return W, it
         seen.add(A.tobytes())
         single = single or new.tobytes() in seen
-        if single:   # the full update cycled: Murty's least-index rule, one flip at a time (finite)
+        if single:  # the full update cycled: Murty's least-index rule, one flip at a time (finite)
             flip = np.flatnonzero(new != A)[0]
             new = A.copy()
             new.flat[flip] = ~A.flat[flip]
         A = new
-    raise RuntimeError(f"active-set search did not settle the support in {max_iter} iterations "
-                       f"(K={game.K}, D={game.D}, beta={game.beta}, gamma={game.gamma})")
+    raise RuntimeError(
+        f"active-set search did not settle the support in {max_iter} iterations "
+        f"(K={game.K}, D={game.D}, beta={game.beta}, gamma={game.gamma})"
+    )
 
 
 def closed_form_ne(game: Game, utility) -> np.ndarray:

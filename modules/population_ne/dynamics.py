@@ -28,8 +28,15 @@ def default_step(game: Game) -> float:
     return min(2.0 / (2 * game.beta + (game.K - 2) * game.gamma), 1.0 / game.beta)
 
 
-def run_dynamics(game: Game, utility, W: np.ndarray, kind: Dynamics = "best_response", step: float | None = None,
-                 tol: float = 1e-14, max_iter: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def run_dynamics(
+    game: Game,
+    utility,
+    W: np.ndarray,
+    kind: Dynamics = "best_response",
+    step: float | None = None,
+    tol: float = 1e-14,
+    max_iter: int = 100_000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Iterate from the starts ``W`` [R, K, D] until no entry moves by more than ``tol``.
 
     Returns the end points [R, K, D], the iterations used [R] and whether each start converged [R].

@@ -40,14 +40,14 @@ class ExclusionMap(AtlasModule):
     def test_step(self, batch, batch_idx):
         index, inst = batch
         base, u = inst["game"], self.task.utility
-        shape = (len(self.task.gamma_grid), len(self.task.alpha_grid))       # rows gamma, columns alpha
+        shape = (len(self.task.gamma_grid), len(self.task.alpha_grid))  # rows gamma, columns alpha
         closed, dynamic, by_a, by_rho, gap = (np.zeros(shape) for _ in range(5))
         for i, gamma in enumerate(self.task.gamma_grid):
             for j, alpha in enumerate(self.task.alpha_grid):
                 game = replace(base, alpha=alpha, gamma=gamma)
                 W = closed_form_ne(game, u)
                 B, _, _ = run_dynamics(game, u, inst["starts"], "best_response", tol=self.tol)
-                out = excluded_groups(B, self.eps)                          # [R, D] per start
+                out = excluded_groups(B, self.eps)  # [R, D] per start
                 closed[i, j] = excluded_groups(W, self.eps).sum()
                 dynamic[i, j] = out.sum(1).max()
                 by_a[i, j] = all(lowest_first(o, game.a) for o in out)
@@ -56,20 +56,28 @@ class ExclusionMap(AtlasModule):
         self.record(index, closed=closed, dynamic=dynamic, by_a=by_a, by_rho=by_rho, gap=gap)
 
     def summarize(self, rows):
-        dyn = rows["dynamic"]                                                # [replicas, gamma, alpha]
+        dyn = rows["dynamic"]  # [replicas, gamma, alpha]
         alpha, gamma = self.task.alpha_grid, self.task.gamma_grid
-        m = {"exclusion/replicas": len(dyn),
-             "exclusion/cells_excluded_min": int((dyn > 0).sum((1, 2)).min()),
-             "exclusion/alpha_violations": int((np.diff(dyn, axis=2) < 0).sum()),   # fewer excluded at larger alpha
-             "exclusion/gamma_violations": int((np.diff(dyn, axis=1) > 0).sum()),   # more excluded at larger gamma
-             "exclusion/order_violations": int((rows["by_a"] == 0).sum()),
-             "exclusion/rho_order_violations": int((rows["by_rho"] == 0).sum()),
-             "exclusion/closed_vs_dynamics_mismatch": int((rows["closed"] != dyn).sum()),
-             "exclusion/max_gap_br": float(rows["gap"].max()),
-             "exclusion/max_excluded": int(dyn.max())}
+        m = {
+            "exclusion/replicas": len(dyn),
+            "exclusion/cells_excluded_min": int((dyn > 0).sum((1, 2)).min()),
+            "exclusion/alpha_violations": int(
+                (np.diff(dyn, axis=2) < 0).sum()
+            ),  # fewer excluded at larger alpha
+            "exclusion/gamma_violations": int(
+                (np.diff(dyn, axis=1) > 0).sum()
+            ),  # more excluded at larger gamma
+            "exclusion/order_violations": int((rows["by_a"] == 0).sum()),
+            "exclusion/rho_order_violations": int((rows["by_rho"] == 0).sum()),
+            "exclusion/closed_vs_dynamics_mismatch": int((rows["closed"] != dyn).sum()),
+            "exclusion/max_gap_br": float(rows["gap"].max()),
+            "exclusion/max_excluded": int(dyn.max()),
+        }
         for a, g in ((1.0, 0.3), (3.0, 0.3), (10.0, 0.3), (10.0, 0.8)):
             if a in alpha and g in gamma:
-                m[f"exclusion/mean_excluded_a{a:g}_g{g:g}"] = float(dyn[:, gamma.index(g), alpha.index(a)].mean())
+                m[f"exclusion/mean_excluded_a{a:g}_g{g:g}"] = float(
+                    dyn[:, gamma.index(g), alpha.index(a)].mean()
+                )
         self.plot(dyn.mean(0))
         return m
 
@@ -80,7 +88,10 @@ class ExclusionMap(AtlasModule):
         image = ax.imshow(mean_count, origin="lower", aspect="auto", cmap="magma")
         ax.set_xticks(range(len(self.task.alpha_grid)), [f"{a:g}" for a in self.task.alpha_grid])
         ax.set_yticks(range(len(self.task.gamma_grid)), [f"{g:g}" for g in self.task.gamma_grid])
-        ax.set(xlabel="alpha / beta (attractiveness)", ylabel="gamma / beta (diversity)",
-               title="excluded groups at the NE (mean over replicas)")
+        ax.set(
+            xlabel="alpha / beta (attractiveness)",
+            ylabel="gamma / beta (diversity)",
+            title="excluded groups at the NE (mean over replicas)",
+        )
         fig.colorbar(image, ax=ax, label="excluded groups")
         self.save_figure(fig, "exclusion_map")

@@ -33,15 +33,27 @@ def minimal_subsidy(game: Game, eps: float) -> np.ndarray:
     """The least-norm sigma >= 0 whose full-support NE gives every group total weight >= eps [D]."""
     full = np.ones((game.K, game.D), dtype=bool)
     W0 = support_solve(game, full)[0]
-    J = np.stack([support_solve(game.subsidised(game.sigma + e), full)[0] - W0 for e in np.eye(game.D)])  # [D, K, D]
-    J_total = J.sum(1)                                            # [D (sigma), D (group)]
+    J = np.stack(
+        [support_solve(game.subsidised(game.sigma + e), full)[0] - W0 for e in np.eye(game.D)]
+    )  # [D, K, D]
+    J_total = J.sum(1)  # [D (sigma), D (group)]
     constraints = [
         {"type": "ineq", "fun": lambda x: W0.sum(0) + x @ J_total - eps, "jac": lambda x: J_total.T},
-        {"type": "ineq", "fun": lambda x: (W0 + np.tensordot(x, J, 1)).ravel(),
-         "jac": lambda x: J.reshape(game.D, -1).T},
+        {
+            "type": "ineq",
+            "fun": lambda x: (W0 + np.tensordot(x, J, 1)).ravel(),
+            "jac": lambda x: J.reshape(game.D, -1).T,
+        },
     ]
-    result = minimize(lambda x: x @ x, np.ones(game.D), jac=lambda x: 2 * x, method="SLSQP",
-                      bounds=[(0, None)] * game.D, constraints=constraints, options={"ftol": 1e-14, "maxiter": 500})
+    result = minimize(
+        lambda x: x @ x,
+        np.ones(game.D),
+        jac=lambda x: 2 * x,
+        method="SLSQP",
+        bounds=[(0, None)] * game.D,
+        constraints=constraints,
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
     if not result.success:
         raise RuntimeError(f"steering QP failed: {result.message}")
     return np.maximum(result.x, 0.0)
@@ -51,9 +63,10 @@ def min_total(game: Game, utility) -> float:
     return float(closed_form_ne(game, utility).sum(0).min())
 
 
-def least_feasible_scale(game: Game, utility, direction: np.ndarray, eps: float, grid: np.ndarray,
-                         steps: int = 60) -> float:
-    """The least t with min_d sum_k w_kd >= eps at sigma = t * direction (bisection), or inf if none on ``grid``."""
+def least_feasible_scale(
+    game: Game, utility, direction: np.ndarray, eps: float, grid: np.ndarray, steps: int = 60
+) -> float:
+    """The least t with min_d sum_k w_kd >= eps at sigma = t * direction (bisection); inf if none on grid."""
     feasible = [t for t in grid if min_total(game.subsidised(t * direction), utility) >= eps]
     if not feasible:
         return np.inf
@@ -75,8 +88,14 @@ class Steering(AtlasModule):
     models = ("none",)
     stages = ("test",)
 
-    def __init__(self, task, model=None, eps: PositiveFloat = 0.02, tol: PositiveFloat = 1e-14,
-                 scale_grid: PositiveInt = 40):
+    def __init__(
+        self,
+        task,
+        model=None,
+        eps: PositiveFloat = 0.02,
+        tol: PositiveFloat = 1e-14,
+        scale_grid: PositiveInt = 40,
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         self.eps, self.tol, self.scale_grid = eps, tol, scale_grid
@@ -89,10 +108,10 @@ class Steering(AtlasModule):
         steered = game.subsidised(sigma)
         after, _, converged = run_dynamics(steered, u, inst["starts"], "best_response", tol=self.tol)
         excluded = before.sum(0) <= 1e-9
-        directions = inst["directions"] * excluded                      # subsidise the excluded groups only
+        directions = inst["directions"] * excluded  # subsidise the excluded groups only
         directions = directions / np.linalg.norm(directions, axis=1, keepdims=True)
         grid = np.geomspace(1e-3, 1e3, self.scale_grid) * max(np.linalg.norm(sigma), 1e-6)
-        norms = []                                                      # the first n feasible candidates
+        norms = []  # the first n feasible candidates
         for d in directions:
             t = least_feasible_scale(game, u, d, self.eps, grid)
             if np.isfinite(t):
@@ -101,27 +120,36 @@ class Steering(AtlasModule):
                 break
         scales = np.full(self.task.random_subsidies, np.inf)
         scales[: len(norms)] = norms
-        self.record(index, excluded_before=float(excluded.sum()),
-                    min_total_after=float(after.sum(1).min()), converged=float(converged.all()),
-                    sigma_norm=float(np.linalg.norm(sigma)), random_norms=scales,
-                    welfare_before=attractiveness_welfare(game, before),
-                    welfare_after=attractiveness_welfare(game, after[0]),
-                    sigma=sigma, totals_before=before.sum(0), totals_after=after[0].sum(0))
+        self.record(
+            index,
+            excluded_before=float(excluded.sum()),
+            min_total_after=float(after.sum(1).min()),
+            converged=float(converged.all()),
+            sigma_norm=float(np.linalg.norm(sigma)),
+            random_norms=scales,
+            welfare_before=attractiveness_welfare(game, before),
+            welfare_after=attractiveness_welfare(game, after[0]),
+            sigma=sigma,
+            totals_before=before.sum(0),
+            totals_after=after[0].sum(0),
+        )
 
     def summarize(self, rows):
-        random = rows["random_norms"]                                   # [replicas, n_random]
+        random = rows["random_norms"]  # [replicas, n_random]
         feasible = np.isfinite(random)
         best_random = np.where(feasible, random, np.inf).min(1)
-        m = {"steering/replicas": len(random),
-             "steering/excluded_before_min": rows["excluded_before"].min(),
-             "steering/min_total_after_over_eps": rows["min_total_after"].min() / self.eps,
-             "steering/unconverged": int((rows["converged"] == 0).sum()),
-             "steering/sigma_norm_mean": rows["sigma_norm"].mean(),
-             "steering/random_feasible_min": int(feasible.sum(1).min()),
-             "steering/best_random_over_qp_min": float((best_random / rows["sigma_norm"]).min()),
-             "steering/welfare_before_mean": rows["welfare_before"].mean(),
-             "steering/welfare_after_mean": rows["welfare_after"].mean(),
-             "steering/welfare_loss_mean": (rows["welfare_before"] - rows["welfare_after"]).mean()}
+        m = {
+            "steering/replicas": len(random),
+            "steering/excluded_before_min": rows["excluded_before"].min(),
+            "steering/min_total_after_over_eps": rows["min_total_after"].min() / self.eps,
+            "steering/unconverged": int((rows["converged"] == 0).sum()),
+            "steering/sigma_norm_mean": rows["sigma_norm"].mean(),
+            "steering/random_feasible_min": int(feasible.sum(1).min()),
+            "steering/best_random_over_qp_min": float((best_random / rows["sigma_norm"]).min()),
+            "steering/welfare_before_mean": rows["welfare_before"].mean(),
+            "steering/welfare_after_mean": rows["welfare_after"].mean(),
+            "steering/welfare_loss_mean": (rows["welfare_before"] - rows["welfare_after"]).mean(),
+        }
         self.plot(rows)
         return m
 
