@@ -145,6 +145,7 @@ class Steering(AtlasModule):
             "steering/unconverged": int((rows["converged"] == 0).sum()),
             "steering/sigma_norm_mean": rows["sigma_norm"].mean(),
             "steering/random_feasible_min": int(feasible.sum(1).min()),
+            "steering/random_requested": self.task.random_subsidies,
             "steering/best_random_over_qp_min": float((best_random / rows["sigma_norm"]).min()),
             "steering/welfare_before_mean": rows["welfare_before"].mean(),
             "steering/welfare_after_mean": rows["welfare_after"].mean(),
