@@ -49,15 +49,41 @@ def main() -> None:
     for name, game in games(np.random.default_rng(0)).items():
         W, t_closed = timed(lambda game=game: closed_form_ne(game, u), repeats=5)
         iters = active_set_ne(game)[1] if not game.symmetric else 0
-        start = np.full((1, K, D), 1.0 / D)
-        (B, n, ok), t_br = timed(lambda game=game: run_dynamics(game, u, start, "best_response", tol=1e-12))
-        rows.append([name, f"{t_closed * 1e3:.1f}", iters, f"{t_br * 1e3:.0f}", int(n[0]), bool(ok[0]),
-                     f"{t_br / t_closed:.0f}x", f"{kkt_residual(game, W, u):.1e}",
-                     f"{kkt_residual(game, B[0], u):.1e}", f"{np.abs(W - B[0]).max():.1e}"])
+        uniform = np.full((1, K, D), 1.0 / D)
+        (B, n, ok), t_br = timed(lambda game=game: run_dynamics(game, u, uniform, "best_response", tol=1e-12))
+        rows.append(
+            [
+                name,
+                f"{t_closed * 1e3:.1f}",
+                iters,
+                f"{t_br * 1e3:.0f}",
+                int(n[0]),
+                bool(ok[0]),
+                f"{t_br / t_closed:.0f}x",
+                f"{kkt_residual(game, W, u):.1e}",
+                f"{kkt_residual(game, B[0], u):.1e}",
+                f"{np.abs(W - B[0]).max():.1e}",
+            ]
+        )
     print(f"Closed-form NE vs best-response dynamics, K = {K} agents x D = {D} groups, one core\n")
-    print(tabulate(rows, headers=["game", "closed form (ms)", "active-set iters", "BR dynamics (ms)",
-                                  "BR iters", "BR converged", "ratio", "KKT closed", "KKT BR",
-                                  "max |closed - BR|"], tablefmt="github"))
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "game",
+                "closed form (ms)",
+                "active-set iters",
+                "BR dynamics (ms)",
+                "BR iters",
+                "BR converged",
+                "ratio",
+                "KKT closed",
+                "KKT BR",
+                "max |closed - BR|",
+            ],
+            tablefmt="github",
+        )
+    )
 
 
 if __name__ == "__main__":

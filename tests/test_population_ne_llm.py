@@ -18,8 +18,15 @@ def fake_generate(self, request):
 
 def test_pipeline_with_stand_in_generator(tmp_path, monkeypatch):
     monkeypatch.setattr(LanguageModel, "_generate", fake_generate)
-    results = run_launch(["experiment=population_ne_llm", *QUIET, "task.replicas=1",
-                          f"model.cache={tmp_path / 'cache.sqlite'}"], tmp_path)
+    results = run_launch(
+        [
+            "experiment=population_ne_llm",
+            *QUIET,
+            "task.replicas=1",
+            f"model.cache={tmp_path / 'cache.sqlite'}",
+        ],
+        tmp_path,
+    )
     m = results["metrics"]
     assert m["llm/persona_accuracy_mean"] == 1.0 and m["llm/separability_margin_min"] > 0.3
     assert m["llm/excluded_plain_max"] == 0 and m["llm/excluded_steered_max"] == 0

@@ -8,12 +8,24 @@ from tests.helpers import run_launch
 QUIET = ["trainer.enable_progress_bar=false"]
 SMALL = {
     "population_ne_closed_form": ["task.count=20"],
-    "population_ne_rosen": ["task.Ks=[2,4]", "task.gamma_over_beta_grid=[0.0,0.5,0.99,1.0,2.0]", "task.starts=4",
-                            "algorithm.max_iter=3000"],
-    "population_ne_exclusion": ["task.replicas=1", "task.alpha_over_beta=[1,3,10,20]",
-                                "task.gamma_over_beta=[0.0,0.3,0.8]", "task.starts=2"],
-    "population_ne_steering": ["task.replicas=1", "task.random_subsidies=20", "task.candidates=200",
-                               "task.starts=2"],
+    "population_ne_rosen": [
+        "task.Ks=[2,4]",
+        "task.gamma_over_beta_grid=[0.0,0.5,0.99,1.0,2.0]",
+        "task.starts=4",
+        "algorithm.max_iter=3000",
+    ],
+    "population_ne_exclusion": [
+        "task.replicas=1",
+        "task.alpha_over_beta=[1,3,10,20]",
+        "task.gamma_over_beta=[0.0,0.3,0.8]",
+        "task.starts=2",
+    ],
+    "population_ne_steering": [
+        "task.replicas=1",
+        "task.random_subsidies=20",
+        "task.candidates=5000",
+        "task.starts=2",
+    ],
 }
 
 

@@ -7,8 +7,9 @@ out of it. Each instance is one replica: shares ``rho`` (default 0.35, 0.3, 0.2,
 near-diagonal approval matrix with fresh noise, and base alignments (uniform when
 ``w0_concentration`` is null, else one Dirichlet draw per agent -- or one shared draw for
 ``symmetric`` agents). ``ExclusionGrid`` sweeps alpha / beta x gamma / beta at beta = 1;
-``SteeringGames`` fixes (alpha, gamma) at an excluded point and adds random subsidy directions
-(Dirichlet, sparse for a small concentration) to compare the minimal subsidy with.
+``SteeringGames`` fixes (alpha, gamma) at an excluded point and adds two families of random subsidies
+to compare the minimal one with: uniform points of the box [0, 2 max sigma*]^D (global) and Gaussian
+perturbations sigma* + spread ||sigma*|| z, clipped at 0 (local); the scales come from the method.
 """
 
 from typing import Annotated, ClassVar
@@ -107,20 +108,22 @@ class SteeringGames(Replicas):
     def __init__(
         self,
         random_subsidies: PositiveInt = 100,
-        candidates: PositiveInt = 3000,
-        concentration: PositiveFloat = 0.3,
+        candidates: PositiveInt = 300,
+        spread: PositiveFloat = 0.3,
         **replica,
     ):
         super().__init__(**replica)
         if candidates < random_subsidies:
             raise ValueError(f"candidates={candidates} < random_subsidies={random_subsidies}")
-        self.random_subsidies, self.candidates, self.concentration = (
-            random_subsidies,
-            candidates,
-            concentration,
-        )
+        self.random_subsidies, self.candidates = random_subsidies, candidates
+        self.spread = spread
 
     def make(self, index: int) -> dict:
-        rng = self.rng(index, "subsidies")  # random subsidy directions, Dirichlet(concentration)
-        directions = rng.dirichlet(np.full(len(self.rho), self.concentration), size=self.candidates)
-        return {**super().make(index), "directions": directions}
+        rng = self.rng(index, "subsidies")
+        D = len(self.rho)
+        return {
+            **super().make(index),
+            "box": rng.uniform(size=(self.candidates, D)),  # global family, in units of max sigma*
+            "local": self.spread
+            * rng.normal(size=(self.candidates, D)),  # local family, in units of ||sigma*||
+        }

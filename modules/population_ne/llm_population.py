@@ -137,7 +137,9 @@ class LLMPopulation(AtlasModule):
             # the same groups' classified posts in the plain setting, where nobody excludes them
             "llm/posts_in_those_groups_plain_min": (counts[:, plain] * excluded[:, reasoning]).sum(-1).min(),
             "llm/steered_min_posts": counts[:, steered].min(),
-            "llm/steered_expected_min_posts": (predicted[:, steered] * counts[:, steered].sum(-1, keepdims=True)).min(),
+            "llm/steered_expected_min_posts": (
+                predicted[:, steered] * counts[:, steered].sum(-1, keepdims=True)
+            ).min(),
             "llm/spearman_min": float(np.nan_to_num(np.min(rho), nan=-1.0)),
             "llm/spearman_mean": float(np.nan_to_num(np.mean(rho), nan=-1.0)),
             "llm/sigma_norm_mean": float(np.linalg.norm(rows["sigma"], axis=-1).mean()),

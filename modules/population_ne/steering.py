@@ -12,15 +12,16 @@ is a QP (scipy SLSQP):
 For symmetric agents inclusion forces the full support, so this is the global minimum; for
 heterogeneous agents it is the minimum over subsidies whose NE has full support. The subsidy is
 verified by re-solving the game with best-response dynamics (not the closed form), and compared with
-random feasible subsidies: random non-negative mixes of the excluded groups (the task's candidate
-directions restricted to them), the first ``random_subsidies`` for which some multiple includes every
-group, each scaled to its least such multiple. A solver: under DDP the replicas shard over ranks.
+random feasible subsidies: the first ``random_subsidies`` of the task's random candidates whose NE
+(closed form) includes every group, from two families on the groups that need help (excluded, or
+subsidised by sigma*) -- Gaussian perturbations of sigma* (local) and uniform points of the box
+[0, 2 max sigma*] (global). A solver: under DDP the replicas shard over ranks.
 """
 
 from typing import ClassVar
 
 import numpy as np
-from pydantic import PositiveFloat, PositiveInt
+from pydantic import PositiveFloat
 from scipy.optimize import minimize
 
 from experiments.population_ne.game import Game
@@ -63,21 +64,6 @@ def min_total(game: Game, utility) -> float:
     return float(closed_form_ne(game, utility).sum(0).min())
 
 
-def least_feasible_scale(
-    game: Game, utility, direction: np.ndarray, eps: float, grid: np.ndarray, steps: int = 60
-) -> float:
-    """The least t with min_d sum_k w_kd >= eps at sigma = t * direction (bisection); inf if none on grid."""
-    feasible = [t for t in grid if min_total(game.subsidised(t * direction), utility) >= eps]
-    if not feasible:
-        return np.inf
-    hi = feasible[0]
-    lo = grid[np.searchsorted(grid, hi) - 1] if hi > grid[0] else 0.0
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if min_total(game.subsidised(mid * direction), utility) >= eps else (mid, hi)
-    return hi
-
-
 def attractiveness_welfare(game: Game, W: np.ndarray) -> float:
     """sum_k a^T w_k with the unsubsidised attractiveness a = M^T rho."""
     return float((W @ (game.M.T @ game.rho)).sum())
@@ -94,11 +80,10 @@ class Steering(AtlasModule):
         model=None,
         eps: PositiveFloat = 0.02,
         tol: PositiveFloat = 1e-14,
-        scale_grid: PositiveInt = 40,
     ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
-        self.eps, self.tol, self.scale_grid = eps, tol, scale_grid
+        self.eps, self.tol = eps, tol
 
     def test_step(self, batch, batch_idx):
         index, inst = batch
@@ -108,25 +93,18 @@ class Steering(AtlasModule):
         steered = game.subsidised(sigma)
         after, _, converged = run_dynamics(steered, u, inst["starts"], "best_response", tol=self.tol)
         excluded = before.sum(0) <= 1e-9
-        directions = inst["directions"] * excluded  # subsidise the excluded groups only
-        directions = directions / np.linalg.norm(directions, axis=1, keepdims=True)
-        grid = np.geomspace(1e-3, 1e3, self.scale_grid) * max(np.linalg.norm(sigma), 1e-6)
-        norms = []  # the first n feasible candidates
-        for d in directions:
-            t = least_feasible_scale(game, u, d, self.eps, grid)
-            if np.isfinite(t):
-                norms.append(t)
-            if len(norms) == self.task.random_subsidies:
-                break
-        scales = np.full(self.task.random_subsidies, np.inf)
-        scales[: len(norms)] = norms
+        helped = excluded | (sigma > 0)  # random subsidies go to the groups that need them
+        box = 2 * sigma.max() * inst["box"] * helped  # global: uniform in [0, 2 max sigma*] per helped group
+        local = np.maximum(sigma + np.linalg.norm(sigma) * inst["local"], 0) * helped  # local: around sigma*
+        norms = {name: self.feasible_norms(game, u, c) for name, c in (("box", box), ("local", local))}
         self.record(
             index,
             excluded_before=float(excluded.sum()),
             min_total_after=float(after.sum(1).min()),
             converged=float(converged.all()),
             sigma_norm=float(np.linalg.norm(sigma)),
-            random_norms=scales,
+            box_norms=norms["box"],
+            local_norms=norms["local"],
             welfare_before=attractiveness_welfare(game, before),
             welfare_after=attractiveness_welfare(game, after[0]),
             sigma=sigma,
@@ -134,19 +112,27 @@ class Steering(AtlasModule):
             totals_after=after[0].sum(0),
         )
 
+    def feasible_norms(self, game: Game, utility, candidates: np.ndarray) -> np.ndarray:
+        """||sigma|| of the first ``random_subsidies`` feasible candidates; inf-padded."""
+        ok = [c for c in candidates if min_total(game.subsidised(c), utility) >= self.eps]
+        out = np.full(self.task.random_subsidies, np.inf)
+        norms = np.linalg.norm(ok[: len(out)], axis=1) if ok else []
+        out[: len(norms)] = norms
+        return out
+
     def summarize(self, rows):
-        random = rows["random_norms"]  # [replicas, n_random]
-        feasible = np.isfinite(random)
-        best_random = np.where(feasible, random, np.inf).min(1)
+        local, box = rows["local_norms"], rows["box_norms"]  # [replicas, random_subsidies]
         m = {
-            "steering/replicas": len(random),
+            "steering/replicas": len(local),
             "steering/excluded_before_min": rows["excluded_before"].min(),
             "steering/min_total_after_over_eps": rows["min_total_after"].min() / self.eps,
             "steering/unconverged": int((rows["converged"] == 0).sum()),
             "steering/sigma_norm_mean": rows["sigma_norm"].mean(),
-            "steering/random_feasible_min": int(feasible.sum(1).min()),
             "steering/random_requested": self.task.random_subsidies,
-            "steering/best_random_over_qp_min": float((best_random / rows["sigma_norm"]).min()),
+            "steering/local_feasible_min": int(np.isfinite(local).sum(1).min()),
+            "steering/best_local_over_qp_min": float((local.min(1) / rows["sigma_norm"]).min()),
+            "steering/box_feasible_min": int(np.isfinite(box).sum(1).min()),
+            "steering/best_box_over_qp_min": float((box.min(1) / rows["sigma_norm"]).min()),
             "steering/welfare_before_mean": rows["welfare_before"].mean(),
             "steering/welfare_after_mean": rows["welfare_after"].mean(),
             "steering/welfare_loss_mean": (rows["welfare_before"] - rows["welfare_after"]).mean(),
@@ -165,8 +151,9 @@ class Steering(AtlasModule):
         left.axhline(self.eps, color="grey", ls="--", lw=0.8)
         left.set(xlabel="group d", ylabel="sum_k w_kd", title="group weight, replica 0")
         left.legend(fontsize=7)
-        norms = rows["random_norms"][np.isfinite(rows["random_norms"])]
-        right.hist(norms, bins=30, color="tab:orange", label="random feasible")
+        for key, label in (("local_norms", "around sigma*"), ("box_norms", "uniform in a box")):
+            norms = rows[key][np.isfinite(rows[key])]
+            right.hist(norms, bins=30, alpha=0.6, label=label)
         for s in rows["sigma_norm"]:
             right.axvline(s, color="k", lw=1)
         right.set(xlabel="||sigma||", title="minimal subsidy (black) vs random")
