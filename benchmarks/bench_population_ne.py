@@ -46,10 +46,10 @@ def games(rng: np.random.Generator) -> dict[str, Game]:
 
 def main() -> None:
     u, rows = utility("quadratic"), []
+    uniform = np.full((1, K, D), 1.0 / D)  # the dynamics' start
     for name, game in games(np.random.default_rng(0)).items():
         W, t_closed = timed(lambda game=game: closed_form_ne(game, u), repeats=5)
         iters = active_set_ne(game)[1] if not game.symmetric else 0
-        uniform = np.full((1, K, D), 1.0 / D)
         (B, n, ok), t_br = timed(lambda game=game: run_dynamics(game, u, uniform, "best_response", tol=1e-12))
         rows.append(
             [
