@@ -23,7 +23,7 @@ SMALL = {
     "population_ne_steering": [
         "task.replicas=1",
         "task.random_subsidies=20",
-        "task.candidates=5000",
+        "task.candidates=20000",
         "task.starts=2",
     ],
 }

@@ -40,11 +40,15 @@ def _check(game: Game, utility) -> None:
         )
 
 
+def symmetric_row(game: Game, extra: np.ndarray | float = 0.0) -> np.ndarray:
+    """Every agent's NE mixture for symmetric agents, with ``extra`` subsidies [..., D] -> [..., D]."""
+    v = game.beta * game.w0[0] + game.alpha * (game.a + extra)
+    return project_simplex(v / (game.beta + game.gamma * (game.K - 1)))
+
+
 def symmetric_ne(game: Game) -> np.ndarray:
     """The NE of symmetric agents [K, D]."""
-    K = game.K
-    w = project_simplex((game.beta * game.w0[0] + game.alpha * game.a) / (game.beta + game.gamma * (K - 1)))
-    return np.tile(w, (K, 1))
+    return np.tile(symmetric_row(game), (game.K, 1))
 
 
 def support_solve(game: Game, A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from scipy.optimize import minimize
 
 from experiments.population_ne.game import Game
 from modules.base import AtlasModule
-from modules.population_ne.closed_form import closed_form_ne, support_solve
+from modules.population_ne.closed_form import closed_form_ne, support_solve, symmetric_row
 from modules.population_ne.dynamics import run_dynamics
 
 
@@ -114,9 +114,12 @@ class Steering(AtlasModule):
 
     def feasible_norms(self, game: Game, utility, candidates: np.ndarray) -> np.ndarray:
         """||sigma|| of the first ``random_subsidies`` feasible candidates; inf-padded."""
-        ok = [c for c in candidates if min_total(game.subsidised(c), utility) >= self.eps]
+        if game.symmetric:  # all candidates at once: group totals K * w_d of the symmetric NE
+            ok = candidates[(game.K * symmetric_row(game, candidates)).min(1) >= self.eps]
+        else:
+            ok = np.array([c for c in candidates if min_total(game.subsidised(c), utility) >= self.eps])
         out = np.full(self.task.random_subsidies, np.inf)
-        norms = np.linalg.norm(ok[: len(out)], axis=1) if ok else []
+        norms = np.linalg.norm(ok[: len(out)], axis=1) if len(ok) else []
         out[: len(norms)] = norms
         return out
 
