@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modules.flow_matching import VelocityMLP, euler_sample
+from modules.flow_matching import VelocityMLP, euler_sample, time_embedding
 from modules.nets import MLP
 
 
@@ -60,7 +60,7 @@ class CrossAttentionVelocity(nn.Module):
         H, mask = cond  # [B, T, d_model], [B, T] (True = token)
         B, T, _ = H.shape
         t = t.expand(len(z)) if t.ndim == 0 else t
-        tokens = self.emb(torch.cat([z, VelocityMLP.embed_time(self, t)], -1)).view(
+        tokens = self.emb(torch.cat([z, time_embedding(t, self.time_features)], -1)).view(
             B, self.m, -1
         )  # [B, m, d_model]
         d_head = self.W_Q.shape[0] // self.n_heads
