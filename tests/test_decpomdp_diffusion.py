@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from omegaconf import OmegaConf
 
 from experiments.decpomdp_diffusion.kalman import kalman_posterior
@@ -135,7 +136,7 @@ def gaussian_eps(mu: torch.Tensor, cov: torch.Tensor, schedule: DDPMSchedule):
     def eps(x_k, k):
         ab = schedule.alpha_bar[k]
         cov_k = ab * cov + (1 - ab) * torch.eye(len(cov))
-        return torch.linalg.solve(cov_k, (x_k - ab.sqrt() * mu).T).T * (1 - ab).sqrt()
+        return (x_k - ab.sqrt() * mu) @ torch.linalg.inv(cov_k).T * (1 - ab).sqrt()
 
     return eps
 
@@ -176,8 +177,7 @@ def test_composite_of_exact_agents_recovers_the_state_when_collectively_observab
 # ---- end to end, short: claims 1 and 4 on the collectively observable task ----------------------
 SHORT = [
     *QUIET,
-    "algorithm.steps=500",
-    "algorithm.hidden=64",
+    "algorithm.steps=800",
     "task.instances=2",
     "task.states_per_instance=100",
     "algorithm.surrogate_points=8",
@@ -198,3 +198,62 @@ def test_short_claims_pass(experiment, short_co_run):
     failed = [c for c in evaluate_claims(claims, results["metrics"]) if not c["passed"]]
     assert not failed, failed
     assert (run_dir / "plots" / "decpomdp_diffusion.png").exists()
+
+
+# ---- exact resume ------------------------------------------------------------------------------
+class Preempt(Callback):
+    """Kills training after ``at`` batches, as a preemption would (the exception writes a checkpoint)."""
+
+    def __init__(self, at: int):
+        self.at = at
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.at:
+            raise RuntimeError("preempted")
+
+
+def test_learner_resumes_exactly(tmp_path):
+    tiny = [
+        "experiment=decpomdp_diffusion_co_composite",
+        "seed=0",
+        *QUIET,
+        "algorithm.steps=30",
+        "algorithm.hidden=16",
+        "algorithm.batch_size=32",
+        "checkpoint_every_n_steps=10",
+        "task.instances=1",
+        "task.states_per_instance=16",
+        "algorithm.fp_iters=20",
+        "algorithm.surrogate_points=4",
+    ]
+    straight = run_launch(tiny, tmp_path / "straight")["metrics"]
+    with pytest.raises(RuntimeError, match="preempted"):
+        run_launch(tiny, tmp_path / "resumed", callbacks=[Preempt(17)])
+    resumed = run_launch(tiny, tmp_path / "resumed")["metrics"]
+    assert resumed == straight
+
+
+# ---- full claims (make reproduce): every preset on three seeds ------------------------------------
+# presets on the same task and algorithm differ only in their claims: one run serves them all
+PRESETS = {
+    "co": ["fixed_points", "jacobian_rank", "co_composite", "surrogate_bound"],
+    "ranks": ["rank_deviation"],
+    "nonco": ["nonco_posterior"],
+    "overlap": ["overlap"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("task", list(PRESETS))
+def test_preset_claims_hold(task, seed, tmp_path):
+    first, *others = PRESETS[task]
+    results = run_launch([f"experiment=decpomdp_diffusion_{first}", f"seed={seed}", *QUIET], tmp_path)
+    verdicts = list(results["claims"])
+    for preset in others:
+        claims = OmegaConf.to_container(
+            OmegaConf.load(CONF_DIR / "experiment" / f"decpomdp_diffusion_{preset}.yaml").claims
+        )
+        verdicts += evaluate_claims(claims, results["metrics"])
+    failed = [c for c in verdicts if not c["passed"]]
+    assert not failed, failed

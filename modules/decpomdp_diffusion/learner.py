@@ -135,8 +135,9 @@ class DecPOMDPDiffusion(AtlasModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    def on_train_batch_end(self, outputs, batch, batch_idx):
-        self.ema.update_parameters(self.net)
+    def optimizer_step(self, *args, **kwargs):
+        super().optimizer_step(*args, **kwargs)
+        self.ema.update_parameters(self.net)  # in the same step: a checkpoint never splits the two
 
     # ---- evaluation -------------------------------------------------------------------------
     def eps(self, m: int, x: torch.Tensor, k: int, history: torch.Tensor) -> torch.Tensor:
