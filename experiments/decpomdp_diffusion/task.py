@@ -22,11 +22,9 @@ from typing import Annotated, ClassVar
 import numpy as np
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, validate_call
 
-from experiments.base import InstanceDataset, Task
+from experiments.base import InstanceDataset, Task, stream_id
 from experiments.decpomdp_diffusion.kalman import kalman_posterior
 from experiments.decpomdp_diffusion.linear_gaussian import build_system
-
-STREAMS = {"test": 1, "train": 2}  # named RNG streams (see the module docstring)
 
 
 class DecPOMDPTask(Task):
@@ -108,7 +106,7 @@ class DecPOMDPTask(Task):
         return np.concatenate(parts, axis=1)
 
     def views(self) -> np.ndarray:
-        """0/1 masks [n_agents + 1, history_dim]: agent i's view of the joint history; last row = centralized."""
+        """0/1 masks [n_agents + 1, history_dim]: agent i's view of the joint history; last = centralized."""
         views = np.zeros((self.n_agents + 1, self.history_dim))
         for i, block in enumerate(self.blocks):
             views[i, block] = 1.0
@@ -118,7 +116,7 @@ class DecPOMDPTask(Task):
     def train_batch(self, step: int, rank: int, size: int) -> dict[str, np.ndarray]:
         """Fresh simulator draws for one training step: final states [size, d], joint histories, and a
         seed for the step's diffusion noise."""
-        rng = np.random.default_rng([self.seed, STREAMS["train"], step, rank])
+        rng = np.random.default_rng([self.seed, step, rank, stream_id("train")])
         sim = self.system.simulate(size, rng)
         return {
             "state": sim["states"][:, -1],
@@ -129,7 +127,7 @@ class DecPOMDPTask(Task):
     def make(self, index: int) -> dict[str, np.ndarray]:
         """One evaluation instance: states, histories, last observations, exact posteriors (agents, then
         everyone) and a seed for the methods' sampling noise."""
-        rng = self.rng(index, STREAMS["test"])
+        rng = self.rng(index, "test")
         sim = self.system.simulate(self.states_per_instance, rng)
         groups = [[i] for i in range(self.n_agents)] + [list(range(self.n_agents))]
         posteriors = [kalman_posterior(self.system, g, sim["actions"], sim["obs"]) for g in groups]
