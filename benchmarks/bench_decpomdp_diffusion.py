@@ -42,7 +42,10 @@ def agent_map(net: Ensemble, i: int, history: torch.Tensor):
 @torch.no_grad()
 def fixed_points(net: Ensemble, B: int) -> tuple[float, float]:
     history, x0 = torch.randn(AGENTS, B, C), torch.randn(AGENTS, B, D)
-    F_all = lambda x: denoise(lambda x_k, k: net(pack(x_k, k, history)), x, K0, SCHEDULE)
+
+    def F_all(x):
+        return denoise(lambda x_k, k: net(pack(x_k, k, history)), x, K0, SCHEDULE)
+
     batched = timed(lambda: iterate_to_fixed_point(F_all, x0, ITERS, 0.0))
     pairs = [(i, b) for i in range(AGENTS) for b in range(B)]
     reference = timed(

@@ -27,7 +27,7 @@ EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
 class DDPMSchedule(nn.Module):
-    """Linear ``beta_k`` from ``beta_start`` to ``beta_end`` over ``T`` steps (buffers move with the module)."""
+    """Linear ``beta_k`` from ``beta_start`` to ``beta_end`` over ``T`` steps (buffers follow the module)."""
 
     def __init__(self, T: int, beta_start: float = 1e-4, beta_end: float = 0.02):
         super().__init__()
@@ -94,7 +94,7 @@ def ddim_sample(
     eta: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Song et al. eq. 12 on ``steps`` evenly spaced steps (all ``T`` by default); ``eta = 0`` is deterministic."""
+    """Song et al. eq. 12 on ``steps`` evenly spaced steps (default all ``T``); ``eta = 0``: deterministic."""
     ks = torch.linspace(schedule.T - 1, 0, steps or schedule.T).round().long().tolist()
     x = x_T
     for k, k_prev in zip(ks, [*ks[1:], None]):

@@ -144,7 +144,10 @@ def gaussian_eps(mu: torch.Tensor, cov: torch.Tensor, schedule: DDPMSchedule):
 def test_fixed_points_rank_and_bound_of_an_exact_gaussian_map():
     s = DDPMSchedule(50, 1e-4, 0.2)
     mu, cov = torch.tensor([0.5, -1.0, 0.0]), torch.diag(torch.tensor([1e-4, 1.0, 1.0]))  # 1 observed dim
-    F = lambda x: denoise(gaussian_eps(mu, cov, s), x, 4, s)
+
+    def F(x):
+        return denoise(gaussian_eps(mu, cov, s), x, 4, s)
+
     x, done = iterate_to_fixed_point(
         F, torch.randn(64, 3, generator=torch.Generator().manual_seed(0)), 200, 1e-3
     )
@@ -165,9 +168,12 @@ def test_composite_of_exact_agents_recovers_the_state_when_collectively_observab
     truth = torch.tensor([0.3, -0.7])
     agents = [
         (torch.tensor([0.3, 0.0]), torch.diag(torch.tensor([1e-4, 1.0]))),  # sees coordinate 0
-        (torch.tensor([0.0, -0.7]), torch.diag(torch.tensor([1.0, 1e-4]))),
-    ]  # sees coordinate 1
-    eps = lambda i, x, k: gaussian_eps(*agents[i], s)(x, k)
+        (torch.tensor([0.0, -0.7]), torch.diag(torch.tensor([1.0, 1e-4]))),  # sees coordinate 1
+    ]
+
+    def eps(i, x, k):
+        return gaussian_eps(*agents[i], s)(x, k)
+
     fp = FixedPoint(k0=1, rounds=5)(eps, [0, 1], torch.randn(500, 2, generator=g), s, g)
     rr = RoundRobin()(eps, [0, 1], torch.randn(500, 2, generator=g), s, g)
     assert (fp - truth).square().mean() < 1e-3

@@ -4,7 +4,7 @@ Multi-Agent Partial Observability", arXiv:2410.13953; the synthetic stand-in for
 State ``s in R^d``, stationary prior ``N(0, I)``. The first ``2 * oscillators`` coordinates are
 (position, velocity) pairs rotating by ``theta`` per step; the rest are static AR(1) coordinates:
 
-    s_{t+1} = A s_t + sum_i b_i a_i^t + w_t,   A = sqrt(1 - q) blockdiag(R(theta), ..., 1, ...),   w ~ N(0, q I)
+    s_{t+1} = A s_t + sum_i b_i a_i^t + w_t,  A = sqrt(1 - q) blockdiag(R(theta), ..., 1, ...),  w ~ N(0, q I)
     o_i^t   = H_i s_t + v_i^t,                v ~ N(0, sigma^2 I)
 
 Agent i's action ``a_i^t ~ N(0, action_std^2)`` (a random exploration policy) pushes coordinate
@@ -62,7 +62,7 @@ class LinearGaussianDecPOMDP:
         return scipy.linalg.null_space(self.observability(agents), rcond=tol)
 
     def simulate(self, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """``n`` independent windows: states [n, K, d], actions [n, K-1, agents], obs per agent [n, K, p_i]."""
+        """``n`` windows: states [n, K, d], actions [n, K-1, agents], obs [n, K, p_i] per agent."""
         d, K = self.dim, self.window
         s = np.empty((n, K, d))
         a = rng.normal(0.0, self.action_std, (n, max(K - 1, 0), self.n_agents)) * np.any(self.B, 1)

@@ -159,12 +159,18 @@ class DecPOMDPDiffusion(AtlasModule):
         views = self.views.unsqueeze(1) * torch.tensor(inst["history"], **f32)  # [n + 1, B, C]
         mu = torch.tensor(inst["post_mean"], **f32)  # [n + 1, B, d]
         gen = torch.Generator().manual_seed(int(inst["noise_seed"]))
-        noise = lambda *shape: torch.randn(shape, generator=gen).to(self.device)
-        eps = lambda m, x, k: self.eps(m, x, k, views[m])
-        out = {}
 
+        def noise(*shape):
+            return torch.randn(shape, generator=gen).to(self.device)
+
+        def eps(m, x, k):  # agent m's epsilon on its own history
+            return self.eps(m, x, k, views[m])
+
+        def all_eps(x, k):  # every model at once, x [n + 1, B, d]
+            return self.ema.module(pack(x, k, views))
+
+        out = {}
         # sample MSE of every model alone (agents, then centralized), one batched reverse process
-        all_eps = lambda x, k: self.ema.module(pack(x, k, views))
         samples = ancestral_sample(all_eps, noise(n + 1, B, d), self.schedule, gen)
         out["mse_model"] = (samples - state).square().mean((1, 2)).cpu().numpy()
 
@@ -191,8 +197,9 @@ class DecPOMDPDiffusion(AtlasModule):
             out[f"mse_group_{g}"] = (x - state).square().mean().item()
 
         # fixed points of every model's map in one batched iteration, x [n + 1, B, d] (agents: [:n])
-        F_all = lambda x: denoise(all_eps, x, hp.k0, self.schedule)
-        x_star, converged = iterate_to_fixed_point(F_all, noise(n + 1, B, d), hp.fp_iters, hp.fp_tol)
+        x_star, converged = iterate_to_fixed_point(
+            lambda x: denoise(all_eps, x, hp.k0, self.schedule), noise(n + 1, B, d), hp.fp_iters, hp.fp_tol
+        )
         out["converged"] = converged[:n].float().mean(1).cpu().numpy()
         ranks, deviation, rms, holds, evidence = [], [], [], [], []
         S = min(hp.surrogate_points, B)
