@@ -263,3 +263,23 @@ def test_preset_claims_hold(task, seed, tmp_path):
         verdicts += evaluate_claims(claims, results["metrics"])
     failed = [c for c in verdicts if not c["passed"]]
     assert not failed, failed
+
+
+def test_claims_fail_for_an_untrained_model(tmp_path):
+    """Two training steps (evaluation works after any step count): claims 1 and 4 must fail visibly."""
+    results = run_launch(
+        [
+            "experiment=decpomdp_diffusion_co_composite",
+            "trainer.max_steps=2",
+            *QUIET,
+            "task.instances=1",
+            "task.states_per_instance=50",
+            "algorithm.surrogate_points=4",
+        ],
+        tmp_path,
+    )
+    fixed = OmegaConf.load(CONF_DIR / "experiment" / "decpomdp_diffusion_fixed_points.yaml").claims
+    verdicts = results["claims"] + evaluate_claims(OmegaConf.to_container(fixed), results["metrics"])
+    passed = {c["id"] for c in verdicts if c["passed"]}
+    # an untrained ensemble is equally bad alone and centralized, so only that ratio claim may hold
+    assert passed <= {"composite_near_centralized"}, verdicts

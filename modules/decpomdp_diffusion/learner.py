@@ -201,7 +201,7 @@ class DecPOMDPDiffusion(AtlasModule):
             lambda x: denoise(all_eps, x, hp.k0, self.schedule), noise(n + 1, B, d), hp.fp_iters, hp.fp_tol
         )
         out["converged"] = converged[:n].float().mean(1).cpu().numpy()
-        ranks, deviation, rms, holds, evidence = [], [], [], [], []
+        ranks, deviation, rms, holds, tightness, evidence = [], [], [], [], [], []
         S = min(hp.surrogate_points, B)
         for i in range(n):
             P = self.P[i].to(self.device)
@@ -226,11 +226,13 @@ class DecPOMDPDiffusion(AtlasModule):
             )
             measured, bound = deviation_bound(F_pts, x_star[i, :S], mu[i, :S], P, W, resid)
             holds.append((measured <= bound).float().mean().item())
+            tightness.append((measured / bound).median().item())
         out["evidence_rms_over_noise"] = np.array(evidence)
         out["rank"] = torch.stack(ranks).cpu().numpy()  # [n, B]
         out["deviation"] = torch.stack(deviation).cpu().numpy()  # [n, B]
         out["deviation_rms"] = torch.stack(rms).mean(1).cpu().numpy()
         out["bound_holds"] = np.array(holds)
+        out["bound_tightness"] = np.array(tightness)  # median measured / bound
         # the exact (Gaussian) Tweedie map's rank at k0: eigenvalues lambda / (lambda + sigma^2) > level
         sigma2 = self.schedule.clean_noise_std(hp.k0) ** 2
         lam = np.linalg.eigvalsh(inst["post_cov"][:n])  # [n, d]
@@ -263,6 +265,7 @@ class DecPOMDPDiffusion(AtlasModule):
         m["claim/rank_abs_error"] = np.abs(rank - self.unobservable[None, :, None]).mean()
         m["claim/rank_deviation_spearman"] = scipy.stats.spearmanr(rank.ravel(), dev.ravel()).statistic
         m["claim/bound_holds_fraction"] = rows["bound_holds"].mean()
+        m[f"{M}/bound_tightness_median"] = np.median(rows["bound_tightness"])
         m["claim/composite_mse"] = m[f"{M}/mse/composite_{c}"]
         m["claim/composite_over_best_agent"] = m["claim/composite_mse"] / m[f"{M}/mse/best_agent"]
         m["claim/composite_over_centralized"] = m["claim/composite_mse"] / m[f"{M}/mse/centralized"]
