@@ -263,7 +263,8 @@ class DecPOMDPDiffusion(AtlasModule):
         m["claim/converged_fraction"] = rows["converged"].mean(0).min()
         m["claim/evidence_rms_over_noise"] = rows["evidence_rms_over_noise"].max()
         m["claim/rank_abs_error"] = np.abs(rank - self.unobservable[None, :, None]).mean()
-        m["claim/rank_deviation_spearman"] = scipy.stats.spearmanr(rank.ravel(), dev.ravel()).statistic
+        if rank.std() > 0:  # Spearman is undefined when every agent has the same rank
+            m["claim/rank_deviation_spearman"] = scipy.stats.spearmanr(rank.ravel(), dev.ravel()).statistic
         m["claim/bound_holds_fraction"] = rows["bound_holds"].mean()
         m[f"{M}/bound_tightness_median"] = np.median(rows["bound_tightness"])
         m["claim/composite_mse"] = m[f"{M}/mse/composite_{c}"]
