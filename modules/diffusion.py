@@ -10,18 +10,18 @@ Generic: nothing here knows what is being modelled. ``eps_fn(x_k, k)`` is any ep
 * :func:`tweedie` -- the clean estimate ``x_0_hat = (x_k - sqrt(1 - alpha_bar_k) eps) / sqrt(alpha_bar_k)``;
 * :func:`denoise` -- the denoising map on clean-scale inputs, ``F(x) = x_0_hat(sqrt(alpha_bar_k) x)``;
 * :func:`ancestral_sample` (Algorithm 2) and :func:`ddim_sample` (eta = 0 deterministic);
-* :func:`ema` -- an exponential moving average of a network's weights (``torch.optim.swa_utils``).
+* :class:`EMA` -- an exponential moving average of a network's weights.
 
 Steps are 0-based: ``k = 0 .. T-1``, ``k = T-1`` the noisiest.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -109,6 +109,21 @@ def ddim_sample(
     return x
 
 
-def ema(model: nn.Module, decay: float) -> AveragedModel:
-    """EMA copy of ``model``: call ``.update_parameters(model)`` after each optimizer step."""
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+class EMA(nn.Module):
+    """``module`` = EMA of ``model``'s parameters (buffers copied), starting from its current weights:
+    call ``update_parameters(model)`` after each optimizer step. Written here rather than using
+    ``torch.optim.swa_utils.AveragedModel``, whose EMA closure cannot be pickled for ``ddp_spawn``."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        super().__init__()
+        if not 0 <= decay < 1:
+            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
+        self.decay = decay
+        self.module = copy.deepcopy(model).requires_grad_(False)
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        for average, p in zip(self.module.parameters(), model.parameters(), strict=True):
+            average.lerp_(p, 1 - self.decay)
+        for average, b in zip(self.module.buffers(), model.buffers(), strict=True):
+            average.copy_(b)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from modules.diffusion import DDPMSchedule, ancestral_sample, ddim_sample, denoise, ema, epsilon_loss, tweedie
+from modules.diffusion import EMA, DDPMSchedule, ancestral_sample, ddim_sample, denoise, epsilon_loss, tweedie
 
 MEAN, STD = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 2.0])  # data N(MEAN, diag(STD^2))
 
@@ -68,11 +68,13 @@ def test_epsilon_loss_is_lowest_for_the_exact_predictor():
 
 def test_ema_follows_the_weights():
     net = nn.Linear(1, 1, bias=False)
-    avg = ema(net, decay=0.9)
     with torch.no_grad():
         net.weight.fill_(1.0)
-    avg.update_parameters(net)  # first update copies
+    avg = EMA(net, decay=0.9)  # starts at the current weights
     with torch.no_grad():
         net.weight.fill_(3.0)
     avg.update_parameters(net)
     assert avg.module.weight.item() == pytest.approx(0.9 * 1.0 + 0.1 * 3.0)
+    assert not avg.module.weight.requires_grad
+    with pytest.raises(ValueError, match=r"EMA decay must be in \[0, 1\)"):
+        EMA(net, decay=1.0)

@@ -50,7 +50,7 @@ from modules.decpomdp_diffusion.fixed_points import (
     linear_surrogate,
 )
 from modules.decpomdp_diffusion.nets import EpsNet, member_forward, pack
-from modules.diffusion import DDPMSchedule, ancestral_sample, denoise, ema, epsilon_loss
+from modules.diffusion import EMA, DDPMSchedule, ancestral_sample, denoise, epsilon_loss
 from modules.nets import Ensemble
 
 M = "decpomdp_diffusion"
@@ -97,7 +97,7 @@ class DecPOMDPDiffusion(AtlasModule):
         system, n = task.system, task.n_agents
         self.schedule = DDPMSchedule(T, beta_start, beta_end)
         self.net = Ensemble(lambda: EpsNet(system.dim, task.history_dim, hidden, layers), n + 1)
-        self.ema = ema(self.net, ema_decay)
+        self.ema = EMA(self.net, ema_decay)
         self.register_buffer("views", torch.tensor(task.views(), dtype=torch.float32), persistent=False)
         self.strategies = {
             "round_robin": RoundRobin(),
