@@ -20,7 +20,8 @@ the same draw. So a resumed run sees exactly the batches an uninterrupted one wo
 checkpoint needs nothing but weights, EMA and optimizer state. DDP: one model per agent, every
 rank holds all of them (agents are not sharded over ranks) and draws its own batches; DDP averages
 gradients (data-parallel), so with W ranks each runs ``steps / W`` optimizer steps on W times the
-data per step; evaluation instances are sharded over ranks. After any number of steps (``trainer.max_steps=2`` too) ``test_step`` works.
+data per step; evaluation instances are sharded over ranks. After any number of steps
+(``trainer.max_steps=2`` too) ``test_step`` works.
 
 ``test_step`` on one instance (``states_per_instance`` states, with exact Kalman posteriors):
 sample MSE of each agent's model, the centralized model and both composites; fixed points of every
