@@ -54,7 +54,9 @@ def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence = ()) -> float | Non
         module = safe_instantiate(cfg.algorithm, task=task, model=cfg.model)
         trainer = build_trainer(cfg, run_dir, logger, callbacks)
         if "fit" in module.stages:
-            trainer.fit(module, ckpt_path=last_checkpoint(run_dir), weights_only=True)
+            resume = last_checkpoint(run_dir)
+            log.info("fit: %s", f"resuming from {resume}" if resume else "from scratch")
+            trainer.fit(module, ckpt_path=resume, weights_only=True)
         if "test" in module.stages:
             trainer.test(module, verbose=False)
         metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items())}

@@ -91,6 +91,8 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
 def write_summary(sweep_dir: Path) -> pd.DataFrame:
     table = collect(sweep_dir)
     if table.empty:
+        for stale in ("summary.csv", "summary.md"):
+            (sweep_dir / stale).unlink(missing_ok=True)
         return table
     table.to_csv(sweep_dir / "summary.csv", index=False)
     claims = [c for c in table.columns if c.startswith("claim:")]
