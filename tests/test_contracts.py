@@ -9,8 +9,12 @@ import pytest
 from experiments.contracts.coin_game import CoinGameEnv, CoinGameSpec, state_index
 from experiments.contracts.coin_game_checks import brute_force_welfare, rollouts
 from experiments.contracts.coin_game_dp import build_model, cooperative, evaluate, start_distribution
-from experiments.contracts.contract import (agent_response, min_pay_lp, observed_action_contract,
-                                            two_action_contract)
+from experiments.contracts.contract import (
+    agent_response,
+    min_pay_lp,
+    observed_action_contract,
+    two_action_contract,
+)
 from experiments.contracts.mdp import PrincipalAgentMDP
 from experiments.contracts.spe import ContractPolicy, agent_best_response, backward_induction, truncated_q
 from experiments.contracts.task import ContractTrees

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from itertools import product
 
 import numpy as np
@@ -49,7 +49,7 @@ def brute_force_welfare(spec: CoinGameSpec) -> float:
     spawn = {(r, b): np.flatnonzero(spawn_choices(spec, np.array([[r, b]]))[0]).tolist()
              for r, b in product(range(n2), repeat=2)}
 
-    @lru_cache(maxsize=None)
+    @cache
     def value(red: int, blue: int, coin: int, colour: int, left: int) -> float:
         if left == 0:
             return 0.0

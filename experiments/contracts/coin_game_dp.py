@@ -24,7 +24,14 @@ from typing import Literal
 
 import numpy as np
 
-from experiments.contracts.coin_game import CoinGameSpec, coin_reward, decode, move, spawn_choices, state_index
+from experiments.contracts.coin_game import (
+    CoinGameSpec,
+    coin_reward,
+    decode,
+    move,
+    spawn_choices,
+    state_index,
+)
 from experiments.contracts.contract import observed_action_payments
 
 N_MOVES = 4

@@ -13,8 +13,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class ContractPolicy:
     def __post_init__(self) -> None:
         check_payment(self.payment)
 
-    def same_as(self, other: "ContractPolicy", atol: float = 1e-12) -> bool:
+    def same_as(self, other: ContractPolicy, atol: float = 1e-12) -> bool:
         return bool(np.array_equal(self.action, other.action) and np.allclose(self.payment, other.payment, atol=atol))
 
 

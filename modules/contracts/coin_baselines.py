@@ -7,12 +7,13 @@ runs one on its own, at a given p.
 
 Evaluation is exact (the greedy joint policy tabulated and evaluated by DP) against the DP
 cooperative optimum. Replicas = the task's instances. DDP: each rank trains all replicas on its
-own games (RNG from (seed, rank)); DDP averages gradients (data-parallel RL).
+own games (streams seeded by (seed, rank)); DDP averages gradients (data-parallel RL). Randomness:
+the named streams ``self.rng("games")``, ``"exploration"`` and ``"replay"``; the games and the replay
+buffer are the ``learner_state`` (exact resume after any step).
 """
 
 from typing import Annotated
 
-import numpy as np
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 from torch.utils.data import DataLoader
@@ -20,12 +21,12 @@ from torch.utils.data import DataLoader
 from experiments.contracts.coin_game_dp import build_model, cooperative, start_distribution
 from modules.base import AtlasModule
 from modules.contracts.coin_learners import Games, LearnerPhase
-from modules.contracts.single_thread import SingleThreaded
+from modules.rl import LinearSchedule
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
-class CoinSharingBaseline(SingleThreaded, AtlasModule):
+class CoinSharingBaseline(AtlasModule):
     """Independent DQN learners paid a constant share of welfare (0 = plain selfish learners)."""
 
     needs = "coin_game"
@@ -41,16 +42,13 @@ class CoinSharingBaseline(SingleThreaded, AtlasModule):
         self.automatic_optimization = False
         self.spec, R = task.spec, task.n_instances
         self.dp, self.start = build_model(self.spec), start_distribution(self.spec)
-        torch.manual_seed(int(np.random.SeedSequence([task.seed, 13]).generate_state(1)[0]))
         self.learners = LearnerPhase("sharing" if proportion > 0 else "selfish", self.spec, model, R, buffer_size,
                                      share=proportion)
         self.games = Games(self.spec, R, games)
-        self.rng = np.random.default_rng([task.seed, 0])
+        self.epsilon = LinearSchedule(epsilon, epsilon_final, max(updates - 1, 1))
 
     def setup(self, stage: str) -> None:
-        super().setup(stage)
-        self.rng = np.random.default_rng([self.task.seed, self.global_rank])
-        self.games.reset(seed=int(self.rng.integers(2**31)))
+        self.games.reset(seed=int(self.rng("games").integers(2**31)))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(range(self.hparams.updates), batch_size=None)
@@ -62,8 +60,8 @@ class CoinSharingBaseline(SingleThreaded, AtlasModule):
 
     def training_step(self, step, batch_idx):
         hp = self.hparams
-        epsilon = hp.epsilon + (hp.epsilon_final - hp.epsilon) * step / max(hp.updates - 1, 1)
-        loss = self.learners.step(self.games, epsilon, self.rng, hp.batch_size)
+        loss = self.learners.step(self.games, self.epsilon(step), self.rng("exploration"), hp.batch_size,
+                                  self.rng("replay"))
         if loss is not None:
             optimizer = self.optimizers()
             optimizer.zero_grad()
@@ -79,7 +77,7 @@ class CoinSharingBaseline(SingleThreaded, AtlasModule):
         index, _ = batch
         if batch_idx == 0:
             self.results = self.learners.evaluate(self.dp, self.start)
-            self.coop = self.start @ cooperative(self.dp, "first").welfare[0]
+            self.coop = self.start @ cooperative(self.dp).welfare[0]       # the optimum's welfare (any tie rule)
         self.record(index, welfare=self.results["welfare"][index], payments=self.results["payments"][index],
                     coop=self.coop)
 
@@ -89,14 +87,9 @@ class CoinSharingBaseline(SingleThreaded, AtlasModule):
                 "coin_baseline/welfare_ratio_max": rows["welfare"].max() / rows["coop"][0],
                 "coin_baseline/payment_share": self.hparams.proportion}
 
-    def on_save_checkpoint(self, checkpoint) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["contracts"] = {"rng": self.rng.bit_generator.state, "games": self.games.state_dict(),
-                                   "buffer": self.learners.dqn.buffer.state_dict()}
+    def learner_state(self) -> dict:
+        return {"games": self.games.state_dict(), "buffer": self.learners.dqn.buffer.state_dict()}
 
-    def on_load_checkpoint(self, checkpoint) -> None:
-        super().on_load_checkpoint(checkpoint)
-        saved = checkpoint["contracts"]
-        self.rng.bit_generator.state = saved["rng"]
-        self.games.load_state_dict(saved["games"])
-        self.learners.dqn.buffer.load_state_dict(saved["buffer"])
+    def load_learner_state(self, state: dict) -> None:
+        self.games.load_state_dict(state["games"])
+        self.learners.dqn.buffer.load_state_dict(state["buffer"])

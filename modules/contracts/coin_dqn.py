@@ -29,32 +29,48 @@ DP of ``experiments/contracts/coin_game_dp.py`` (welfare, payments, follow rate 
 state occupancy), against the DP cooperative optimum and selfish equilibrium.
 Replicas: the task's instances are independent replicas (own networks, games and RNG streams),
 trained in lockstep as :class:`modules.nets.Ensemble` members.
-DDP: every rank trains all replicas on its own games (RNG from (seed, rank)); DDP averages
+Randomness: the named streams ``self.rng("games")`` (seeds the games), ``"exploration"``
+(ε-greedy recommendations) and ``"replay"`` (minibatches); replay buffers, games, the validation
+learners' frozen recommendation and payments, the sharing budget and the learning curves are the
+``learner_state``, so a run stopped after any step resumes exactly. A run stopped before a phase
+begins evaluates that phase's untrained learners (with the principal's current recommendation), so
+metrics exist after any number of steps.
+DDP: every rank trains all replicas on its own games (streams seeded by (seed, rank)); DDP averages
 gradients (data-parallel RL); evaluation shards the replicas over ranks.
 """
 
 import copy
-from typing import Annotated
+from typing import Annotated, Literal
 
-import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 from torch.utils.data import DataLoader
 
-from experiments.contracts.coin_game_dp import (build_model, cooperative, evaluate, iterated_best_responses,
-                                                start_distribution)
+from experiments.contracts.coin_game_dp import (
+    build_model,
+    cooperative,
+    evaluate,
+    iterated_best_responses,
+    start_distribution,
+)
 from experiments.contracts.contract import observed_action_payments
 from modules.base import AtlasModule
 from modules.buffers import ReplayBuffer
-from modules.contracts.coin_learners import (Games, LearnerPhase, exact_play, feature_size, features, greedy_tables,
-                                             one_hot, store, unpack)
-from modules.contracts.single_thread import SingleThreaded
+from modules.contracts.coin_learners import (
+    Games,
+    LearnerPhase,
+    exact_play,
+    feature_size,
+    features,
+    greedy_tables,
+    one_hot,
+    store,
+    unpack,
+)
 from modules.nets import Ensemble
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from modules.rl import LinearSchedule, hard_update
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 PHASES = {"train": None, "validation": "contract", "selfish": "selfish", "sharing": "sharing"}   # phase -> world
@@ -65,7 +81,7 @@ def other(x: torch.Tensor) -> torch.Tensor:
     return x.flip(-1)
 
 
-class CoinContractDQN(SingleThreaded, AtlasModule):
+class CoinContractDQN(AtlasModule):
     """Alg. 3 (principal + agent Q) with validation by fresh selfish learners and in-run baselines."""
 
     needs = "coin_game"
@@ -77,24 +93,22 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
                  lr: PositiveFloat = 1e-3, lr_final: PositiveFloat = 1e-4, epsilon: Fraction = 0.4,
                  epsilon_final: Fraction = 0.0, target_every: PositiveInt = 100, alpha: PositiveFloat = 0.1,
                  xi: NonNegativeFloat = 0.05, grad_clip: PositiveFloat = 10.0, buffer_size: PositiveInt = 100000,
-                 eval_every: PositiveInt = 500):
+                 eval_every: PositiveInt = 500, tie: Literal["min_payment", "first"] = "min_payment"):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         self.automatic_optimization = False
         self.spec, self.n_replicas = task.spec, task.n_instances
         R, F_in = self.n_replicas, feature_size(self.spec)
         self.dp, self.start = build_model(self.spec), start_distribution(self.spec)
-        torch.manual_seed(int(np.random.SeedSequence([task.seed, 11]).generate_state(1)[0]))
         self.principal = Ensemble(lambda: model(in_features=F_in, out_features=4), R)        # q_θ(o_i, ·)
         self.agent = Ensemble(lambda: model(in_features=F_in + 4, out_features=4), R)        # Q̄_φ(o_i, · | a_-i)
         self.principal_target = copy.deepcopy(self.principal).requires_grad_(False)
         self.agent_target = copy.deepcopy(self.agent).requires_grad_(False)
         self.buffer = ReplayBuffer(buffer_size)
         self.learners = torch.nn.ModuleDict({
-            phase: LearnerPhase(world, self.spec, model, R, buffer_size)
+            phase: LearnerPhase(world, self.spec, model, R, buffer_size, share=None if world == "sharing" else 0.0)
             for phase, world in PHASES.items() if world == "contract" or (world and baselines)})
         self.games = Games(self.spec, R, games)
-        self.rng = np.random.default_rng([task.seed, 0])
         self.curves: dict[str, list] = {phase: [] for phase in PHASES}
 
     # ---- schedule: the phases follow each other inside one fit loop ------------------------------
@@ -114,9 +128,7 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
         return DataLoader(range(sum(length for _, length in self.phases)), batch_size=None)
 
     def setup(self, stage: str) -> None:
-        super().setup(stage)
-        self.rng = np.random.default_rng([self.task.seed, self.global_rank])     # own games per rank
-        self.games.reset(seed=int(self.rng.integers(2**31)))
+        self.games.reset(seed=int(self.rng("games").integers(2**31)))              # own games per rank
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -127,8 +139,7 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
                             for o, (_, n) in zip(optimizers, self.phases)]
 
     def epsilon(self, step: int, length: int) -> float:
-        hp = self.hparams
-        return hp.epsilon + (hp.epsilon_final - hp.epsilon) * step / max(length - 1, 1)
+        return LinearSchedule(self.hparams.epsilon, self.hparams.epsilon_final, max(length - 1, 1))(step)
 
     def training_step(self, step, batch_idx):
         hp = self.hparams
@@ -139,14 +150,16 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
             s, t = self.games.observe()
             with torch.no_grad():
                 greedy = self.principal_q(features(self.spec, s, t)).argmax(-1).cpu().numpy()
-            explore = self.rng.random(greedy.shape) < self.epsilon(i, length)
-            a = np.where(explore, self.rng.integers(0, 4, greedy.shape), greedy)          # recommended = played
+            rng = self.rng("exploration")
+            explore = rng.random(greedy.shape) < self.epsilon(i, length)
+            a = np.where(explore, rng.integers(0, 4, greedy.shape), greedy)               # recommended = played
             r, s2, done = self.games.play(a)
             store(self.buffer, s, t, a, r, s2, done)
             full = len(self.buffer) >= hp.batch_size
-            loss = self.principal_loss(self.buffer.sample(hp.batch_size, self.rng)) if full else None
+            loss = self.principal_loss(self.buffer.sample(hp.batch_size, self.rng("replay"))) if full else None
         else:
-            loss = self.learners[phase].step(self.games, self.epsilon(i, length), self.rng, hp.batch_size)
+            loss = self.learners[phase].step(self.games, self.epsilon(i, length), self.rng("exploration"),
+                                             hp.batch_size, self.rng("replay"))
         if loss is not None:
             self.update(k, phase, loss)
         if (i + 1) % hp.target_every == 0:
@@ -158,13 +171,16 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
 
     def start_phase(self, phase: str) -> None:
         """Validation freezes the principal; sharing pays the validation phase's budget share."""
+        self.prepare(phase)
+        self.games.reset()
+
+    def prepare(self, phase: str) -> None:
         if phase == "validation":
             learner = self.learners[phase]
             learner.rec, learner.pay = self.principal_tables()
         if phase == "sharing":
             result = self.learners["validation"].evaluate(self.dp, self.start)
             self.learners[phase].share = float(np.mean(result["payments"] / result["welfare"]))
-        self.games.reset()
 
     def update(self, k: int, phase: str, loss: torch.Tensor) -> None:
         optimizer = self.optimizers()[k]
@@ -177,8 +193,8 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
 
     def sync_targets(self, phase: str) -> None:
         if phase == "train":
-            self.principal_target.load_state_dict(self.principal.state_dict())
-            self.agent_target.load_state_dict(self.agent.state_dict())
+            hard_update(self.principal_target, self.principal)
+            hard_update(self.agent_target, self.agent)
         else:
             self.learners[phase].dqn.sync()
 
@@ -237,7 +253,11 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
     def test_step(self, batch, batch_idx):
         index, _ = batch
         if batch_idx == 0:
-            coop = cooperative(self.dp, "first")
+            for phase, _ in self.phases:                      # phases a short run never reached
+                if phase == "validation" and self.learners[phase].rec is None or phase == "sharing" and \
+                        self.learners[phase].share is None:
+                    self.prepare(phase)
+            coop = cooperative(self.dp, self.hparams.tie)
             selfish, _, _ = iterated_best_responses(self.dp, coop.policy)
             self.references = {"coop": self.start @ coop.welfare[0],
                                "selfish": self.start @ evaluate(self.dp, selfish)[0].sum(-1)}
@@ -269,6 +289,8 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
         return metrics
 
     def plot(self, rows) -> None:
+        import matplotlib.pyplot as plt
+
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         lengths = dict(self.phases)
         for phase, curve in self.curves.items():
@@ -290,22 +312,17 @@ class CoinContractDQN(SingleThreaded, AtlasModule):
         self.save_figure(fig, "coin_learning")
 
     # ---- exact resume -----------------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["contracts"] = {
-            "rng": self.rng.bit_generator.state, "buffer": self.buffer.state_dict(), "games": self.games.state_dict(),
-            "learners": {k: {"buffer": v.dqn.buffer.state_dict(), "rec": v.rec, "pay": v.pay, "share": v.share}
-                         for k, v in self.learners.items()},
-            "curves": self.curves}
+    def learner_state(self) -> dict:
+        return {"buffer": self.buffer.state_dict(), "games": self.games.state_dict(), "curves": self.curves,
+                "learners": {k: {"buffer": v.dqn.buffer.state_dict(), "rec": v.rec, "pay": v.pay, "share": v.share}
+                             for k, v in self.learners.items()}}
 
-    def on_load_checkpoint(self, checkpoint) -> None:
-        super().on_load_checkpoint(checkpoint)
-        saved = checkpoint["contracts"]
-        self.rng.bit_generator.state = saved["rng"]
-        self.buffer.load_state_dict(saved["buffer"])
-        self.games.load_state_dict(saved["games"])
-        for k, state in saved["learners"].items():
+    def load_learner_state(self, state: dict) -> None:
+        self.buffer.load_state_dict(state["buffer"])
+        self.games.load_state_dict(state["games"])
+        self.curves = {k: [np.asarray(x) for x in v] for k, v in state["curves"].items()}
+        for k, saved in state["learners"].items():
             learner = self.learners[k]
-            learner.dqn.buffer.load_state_dict(state["buffer"])
-            learner.rec, learner.pay, learner.share = state["rec"], state["pay"], state["share"]
-        self.curves = saved["curves"]
+            learner.dqn.buffer.load_state_dict(saved["buffer"])
+            learner.rec, learner.pay = (None if saved[x] is None else saved[x].numpy() for x in ("rec", "pay"))
+            learner.share = saved["share"]

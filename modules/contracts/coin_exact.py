@@ -18,18 +18,19 @@ DDP: one instance per game; ranks solve their own copies.
 import dataclasses
 from typing import Literal
 
-import matplotlib
 import numpy as np
 from pydantic import NonNegativeFloat, PositiveInt
 
 from experiments.contracts.coin_game_checks import brute_force_welfare, rollouts
-from experiments.contracts.coin_game_dp import (build_model, cooperative, evaluate, iterated_best_responses,
-                                                start_distribution)
+from experiments.contracts.coin_game_dp import (
+    build_model,
+    cooperative,
+    evaluate,
+    iterated_best_responses,
+    start_distribution,
+)
 from experiments.contracts.contract import min_pay_lp
 from modules.base import AtlasModule
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 def z_score(exact: float, samples: np.ndarray) -> float:
@@ -109,6 +110,8 @@ class CoinGameExact(AtlasModule):
         }
 
     def plot(self, rows) -> None:
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(figsize=(5, 3.5))
         steps = np.arange(rows["step_welfare"].shape[1])
         ax.plot(steps, rows["step_welfare"][0], label="welfare, cooperative + contracts")

@@ -23,6 +23,7 @@ from experiments.contracts.coin_game import CoinGameEnv, CoinGameSpec, observe
 from experiments.contracts.coin_game_dp import CoinModel, evaluate, occupancy
 from modules.buffers import ReplayBuffer
 from modules.nets import Ensemble
+from modules.rl import hard_update
 
 N_MOVES = 4
 KINDS = ("contract", "selfish", "sharing")
@@ -93,7 +94,8 @@ class Games:
         return {"state": self.env.state(), "t": self.env.t, "rng": self.env.np_random.bit_generator.state}
 
     def load_state_dict(self, saved: dict) -> None:
-        self.env.set_state(saved["state"], saved["t"])
+        """Restore :meth:`state_dict` (arrays may come back as tensors from a checkpoint)."""
+        self.env.set_state(np.asarray(saved["state"]), int(saved["t"]))
         self.env.np_random.bit_generator.state = saved["rng"]
 
 
@@ -148,13 +150,14 @@ class IndependentDQN(nn.Module):
         return F.smooth_l1_loss(q, y, reduction="none").mean((1, 2)).sum()
 
     def sync(self) -> None:
-        self.q_target.load_state_dict(self.q.state_dict())
+        hard_update(self.q_target, self.q)
 
 
 class LearnerPhase(nn.Module):
     """Fresh independent learners in the ``kind`` world (see the module docstring)."""
 
-    def __init__(self, kind: str, spec: CoinGameSpec, model, replicas: int, buffer_size: int, share: float = 0.0):
+    def __init__(self, kind: str, spec: CoinGameSpec, model, replicas: int, buffer_size: int,
+                 share: float | None = 0.0):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"learner kind must be one of {KINDS}, got {kind!r}")
@@ -162,6 +165,7 @@ class LearnerPhase(nn.Module):
         self.dqn = IndependentDQN(model, replicas, feature_size(spec) + N_MOVES * (kind == "contract"), buffer_size)
         self.rec: np.ndarray | None = None     # contract world: the frozen recommendation [R, H, S, 2]
         self.pay: np.ndarray | None = None     # ... and what following it pays               [R, H, S, 2]
+        # sharing world: p (None until the budget is known)
 
     def recommendation(self, s: np.ndarray, t: np.ndarray) -> np.ndarray:
         """The principal's recommendation at states s [R, N], times t [R, N]   -> [R, N, 2]."""
@@ -186,12 +190,14 @@ class LearnerPhase(nn.Module):
         r, s2, done = games.play(a)
         store(self.dqn.buffer, s, t, a, self.reward(s, t, a, r), s2, done)
 
-    def step(self, games: Games, epsilon: float, rng: np.random.Generator, batch_size: int) -> torch.Tensor | None:
-        """Play one step of every game and return the TD loss of a replay batch (None until it fills)."""
-        self.collect(games, epsilon, rng)
+    def step(self, games: Games, epsilon: float, explore: np.random.Generator, batch_size: int,
+             replay: np.random.Generator) -> torch.Tensor | None:
+        """Play one step of every game (ε-greedy from ``explore``) and return the TD loss of a replay
+        batch drawn with ``replay`` (None until the buffer holds a batch)."""
+        self.collect(games, epsilon, explore)
         if len(self.dqn.buffer) < batch_size:
             return None
-        return self.loss(self.dqn.buffer.sample(batch_size, rng))
+        return self.loss(self.dqn.buffer.sample(batch_size, replay))
 
     def loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
         s, t, a, r, s2, live = unpack(batch, self.dqn.device)

@@ -20,18 +20,19 @@ DDP: trees are sharded over ranks; each rank solves its own trees.
 
 from typing import Annotated
 
-import matplotlib
 import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveInt
 
 from experiments.contracts.contract import Contract, min_pay_lp, two_action_contract
 from experiments.contracts.mdp import PrincipalAgentMDP
-from experiments.contracts.spe import (ContractPolicy, ContractSolver, agent_best_response, backward_induction,
-                                       principal_best_response)
+from experiments.contracts.spe import (
+    ContractPolicy,
+    ContractSolver,
+    agent_best_response,
+    backward_induction,
+    principal_best_response,
+)
 from modules.base import AtlasModule
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 class MemoSolver:
@@ -129,6 +130,8 @@ class MetaAlgorithm(AtlasModule):
         }
 
     def plot_convergence(self, rows) -> None:
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(figsize=(5, 3.5))
         rounds = np.arange(1, rows["curve"].shape[1] + 1)
         for depth in np.unique(rows["depth"]):

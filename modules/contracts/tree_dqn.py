@@ -19,14 +19,17 @@ best-responding oracle agent (backward induction on the true MDP, ties to the pr
 utility is compared with the SPE (``experiments.contracts.spe.backward_induction``).
 Replicas: every instance tree × ``seeds`` × ξ variant is an independent learner; all of them train
 in lockstep as one :class:`modules.nets.Ensemble` (states one-hot over the largest tree).
-DDP: every rank trains all replicas on its own experience (RNG from (seed, rank)) and DDP averages
-their gradients -- data-parallel RL; evaluation shards the trees over ranks.
+Randomness: the named streams ``self.rng("exploration")`` (ε-greedy recommendations),
+``"environment"`` (outcomes, transitions, restarts) and ``"replay"`` (minibatches); the replay buffer,
+the running episodes and the learning curve are the ``learner_state``, so a run stopped after any
+step resumes exactly and evaluates (the oracle-agent validation needs only the networks).
+DDP: every rank trains all replicas on its own experience (streams seeded by (seed, rank)) and DDP
+averages their gradients -- data-parallel RL; evaluation shards the trees over ranks.
 """
 
 import copy
 from typing import Annotated, Literal
 
-import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,12 +39,9 @@ from torch.utils.data import DataLoader
 from experiments.contracts.contract import two_action_payments
 from experiments.contracts.spe import ContractPolicy, agent_best_response, backward_induction
 from modules.base import AtlasModule
-from modules.contracts.single_thread import SingleThreaded
 from modules.buffers import ReplayBuffer
 from modules.nets import Ensemble
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from modules.rl import LinearSchedule, hard_update
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
@@ -61,7 +61,7 @@ def next_state_cdf(mdp, size: int) -> np.ndarray:
     return np.cumsum(T, -1)
 
 
-class TreeContractDQN(SingleThreaded, AtlasModule):
+class TreeContractDQN(AtlasModule):
     """Alg. 2 on every instance tree, ``seeds`` replicas each, validated with an oracle agent."""
 
     needs = "binary_contract_trees"    # the two-action closed form
@@ -98,7 +98,6 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
         self.register_buffer("gamma", torch.tensor([m.gamma for m in mdps]).float()[:, None])                # [R, 1]
         self.cumulative_next = np.stack([next_state_cdf(m, self.S) for m in mdps])                          # [R, S, O, S]
         R = len(mdps)
-        torch.manual_seed(int(np.random.SeedSequence([task.seed, 7]).generate_state(1)[0]))
         self.principal = Ensemble(lambda: model(in_features=self.S, out_features=2), R)
         O = mdps[0].n_outcomes
         self.agent = Ensemble(lambda: model(in_features=self.S, out_features=2 + O * (agent_head == "outcome")), R)
@@ -106,17 +105,13 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
         for net in (self.principal_target, self.agent_target):
             net.requires_grad_(False)
         self.buffer = ReplayBuffer(buffer_size)                            # rows = one step of every replica
-        self.state = np.zeros((R, env_steps), dtype=int)                 # the running episodes (root = 0)
-        self.rng = np.random.default_rng([task.seed, 0])
+        self.state = np.zeros((R, env_steps), dtype=np.int64)            # the running episodes (root = 0)
+        self.epsilon = LinearSchedule(epsilon, epsilon_final, max(updates - 1, 1))
         self.curves: list[np.ndarray] = []                               # per evaluation: utility ratio [R]
 
     @property
     def replicas(self) -> int:
         return len(self.replica_tree)
-
-    def setup(self, stage: str) -> None:
-        super().setup(stage)
-        self.rng = np.random.default_rng([self.task.seed, self.global_rank])   # experience differs per rank
 
     def features(self, s: torch.Tensor) -> torch.Tensor:
         return F.one_hot(s, self.S).float()
@@ -149,15 +144,16 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
         """One step of every running episode under the ε-greedy recommendation; stores the transitions."""
         s = self.state                                                   # [R, E]
         rows = np.arange(self.replicas)[:, None]
+        explore, env = self.rng("exploration"), self.rng("environment")
         greedy = self.principal(self.features(torch.as_tensor(s, device=self.device))).argmax(-1).cpu().numpy()
-        a = np.where(self.rng.random(s.shape) < epsilon, self.rng.integers(0, 2, s.shape), greedy)
+        a = np.where(explore.random(s.shape) < epsilon, explore.integers(0, 2, s.shape), greedy)
         P = self.outcome.cpu().numpy()[rows, s, a]                       # [R, E, O]
-        o = (self.rng.random((*s.shape, 1)) > np.cumsum(P, -1)).sum(-1)
-        nxt = (self.rng.random((*s.shape, 1)) > self.cumulative_next[rows, s, o]).sum(-1)
+        o = (env.random((*s.shape, 1)) > np.cumsum(P, -1)).sum(-1)
+        nxt = (env.random((*s.shape, 1)) > self.cumulative_next[rows, s, o]).sum(-1)
         done = nxt >= self.S
         self.buffer.add(s=s.T, a=a.T, o=o.T, next=np.where(done, 0, nxt).T, done=done.T)   # rows = episodes
-        restart = np.where(self.rng.random(s.shape) < self.hparams.random_starts,
-                           (self.rng.random(s.shape) * self.n_states[:, None]).astype(int), 0)
+        restart = np.where(env.random(s.shape) < self.hparams.random_starts,
+                           (env.random(s.shape) * self.n_states[:, None]).astype(np.int64), 0)
         self.state = np.where(done, restart, nxt)
 
     # ---- learning -----------------------------------------------------------------------------
@@ -194,10 +190,9 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
 
     def training_step(self, step, batch_idx):
         hp = self.hparams
-        epsilon = hp.epsilon + (hp.epsilon_final - hp.epsilon) * step / max(hp.updates - 1, 1)
-        self.act(epsilon)
+        self.act(self.epsilon(step))
         if len(self.buffer) >= hp.batch_size:
-            loss = self.loss(self.buffer.sample(hp.batch_size, self.rng))
+            loss = self.loss(self.buffer.sample(hp.batch_size, self.rng("replay")))
             optimizer = self.optimizers()
             optimizer.zero_grad()
             self.manual_backward(loss)
@@ -205,8 +200,8 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
             self.lr_schedulers().step()
             self.log("train/loss", loss.item() / self.replicas, prog_bar=True)
         if (step + 1) % hp.target_every == 0:
-            self.principal_target.load_state_dict(self.principal.state_dict())
-            self.agent_target.load_state_dict(self.agent.state_dict())
+            hard_update(self.principal_target, self.principal)
+            hard_update(self.agent_target, self.agent)
         if (step + 1) % hp.eval_every == 0 or step + 1 == hp.updates:
             policies = self.policies()
             ratios = np.array([self.evaluate(r, *policies)["utility_ratio"] for r in range(self.replicas)])
@@ -258,8 +253,12 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
         return metrics
 
     def plot_curves(self, rows) -> None:
+        import matplotlib.pyplot as plt
+
         hp = self.hparams
         curves = rows["curve"]                                          # [trees, variants * seeds, evals]
+        if curves.shape[-1] == 0:                                       # stopped before the first evaluation
+            return
         steps = np.minimum(np.arange(1, curves.shape[-1] + 1) * hp.eval_every, hp.updates)
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for v, xi in enumerate(self.variants):
@@ -272,15 +271,11 @@ class TreeContractDQN(SingleThreaded, AtlasModule):
         ax.legend(fontsize=7)
         self.save_figure(fig, "tree_learning_curves")
 
-    # ---- exact resume ---------------------------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["contracts"] = {"rng": self.rng.bit_generator.state, "buffer": self.buffer.state_dict(),
-                                   "state": self.state, "curves": self.curves}
+    # ---- exact resume -------------------------------------------------------------------------
+    def learner_state(self) -> dict:
+        return {"buffer": self.buffer.state_dict(), "state": self.state, "curves": list(self.curves)}
 
-    def on_load_checkpoint(self, checkpoint) -> None:
-        super().on_load_checkpoint(checkpoint)
-        saved = checkpoint["contracts"]
-        self.rng.bit_generator.state = saved["rng"]
-        self.buffer.load_state_dict(saved["buffer"])
-        self.state, self.curves = saved["state"], saved["curves"]
+    def load_learner_state(self, state: dict) -> None:
+        self.buffer.load_state_dict(state["buffer"])
+        self.state = state["state"].numpy()
+        self.curves = [c.numpy() for c in state["curves"]]
