@@ -15,30 +15,37 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-PROB_TOL = 1e-9   # how far a probability row may be from summing to 1
+PROB_TOL = 1e-9  # how far a probability row may be from summing to 1
 
 
-@dataclass   # not frozen: Lightning copies batch dataclasses field by field
+@dataclass  # not frozen: Lightning copies batch dataclasses field by field
 class PrincipalAgentMDP:
-    outcome: np.ndarray            # 𝒪[s, a, o]: outcome distribution of action a at s   [S, A, O]
-    reward: np.ndarray             # R[s, a]: the agent's reward (an effort cost when < 0) [S, A]
-    principal_reward: np.ndarray   # R^p[s, o]: the principal's reward of outcome o        [S, O]
-    transition: np.ndarray         # T[s, o, s']: next-state distribution (sum 0 = end)  [S, O, S]
-    gamma: float                   # discount γ ∈ (0, 1]
-    s0: int = 0                    # the initial state
-    order: tuple[int, ...] = field(init=False, repr=False)   # states, parents before children
+    outcome: np.ndarray  # 𝒪[s, a, o]: outcome distribution of action a at s   [S, A, O]
+    reward: np.ndarray  # R[s, a]: the agent's reward (an effort cost when < 0) [S, A]
+    principal_reward: np.ndarray  # R^p[s, o]: the principal's reward of outcome o        [S, O]
+    transition: np.ndarray  # T[s, o, s']: next-state distribution (sum 0 = end)  [S, O, S]
+    gamma: float  # discount γ ∈ (0, 1]
+    s0: int = 0  # the initial state
+    order: tuple[int, ...] = field(init=False, repr=False)  # states, parents before children
 
     def __post_init__(self) -> None:
-        O, R, Rp, T = (np.asarray(x, dtype=np.float64) for x in
-                       (self.outcome, self.reward, self.principal_reward, self.transition))
+        O, R, Rp, T = (
+            np.asarray(x, dtype=np.float64)
+            for x in (self.outcome, self.reward, self.principal_reward, self.transition)
+        )
         if O.ndim != 3:
             raise ValueError(f"outcome function 𝒪 must have shape [S, A, O], got {O.shape}")
         S, A, n_o = O.shape
-        for name, x, shape in (("reward R", R, (S, A)), ("principal_reward R^p", Rp, (S, n_o)),
-                               ("transition T", T, (S, n_o, S))):
+        for name, x, shape in (
+            ("reward R", R, (S, A)),
+            ("principal_reward R^p", Rp, (S, n_o)),
+            ("transition T", T, (S, n_o, S)),
+        ):
             if x.shape != shape:
-                raise ValueError(f"{name} must have shape {list(shape)} (from 𝒪 of shape {list(O.shape)}), "
-                                 f"got {list(x.shape)}")
+                raise ValueError(
+                    f"{name} must have shape {list(shape)} (from 𝒪 of shape {list(O.shape)}), "
+                    f"got {list(x.shape)}"
+                )
             if not np.all(np.isfinite(x)):
                 raise ValueError(f"{name} has non-finite entries")
         if np.any(O < 0) or np.any(T < 0):
@@ -50,7 +57,9 @@ class PrincipalAgentMDP:
         row = T.sum(-1)
         if np.any(row > 1 + PROB_TOL):
             s, o = np.argwhere(row > 1 + PROB_TOL)[0]
-            raise ValueError(f"transition rows T(s, o) must sum to at most 1: T({s}, {o}) sums to {row[s, o]:.6g}")
+            raise ValueError(
+                f"transition rows T(s, o) must sum to at most 1: T({s}, {o}) sums to {row[s, o]:.6g}"
+            )
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if not 0 <= self.s0 < S:

@@ -59,7 +59,11 @@ class Frontier:
         if ties not in ("smallest", "largest"):
             raise ValueError(f"root ties must be 'smallest' or 'largest', got {ties!r}")
         comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
-        pick = (lambda x: int(np.argmax(x))) if ties == "smallest" else (lambda x: len(x) - 1 - int(np.argmax(x[::-1])))
+        pick = (
+            (lambda x: int(np.argmax(x)))
+            if ties == "smallest"
+            else (lambda x: len(x) - 1 - int(np.argmax(x[::-1])))
+        )
         return cls(graph, np.array([c[pick(expected_reward[c])] for c in comps]))
 
     @classmethod

@@ -54,7 +54,9 @@ class Block(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    graph: Literal["random_tree", "forest", "tree_plus_edges", "path", "networkx", "edge_list", "sexual_network"]
+    graph: Literal[
+        "random_tree", "forest", "tree_plus_edges", "path", "networkx", "edge_list", "sexual_network"
+    ]
     count: PositiveInt = 1  # instances in the family
     nodes: tuple[PositiveInt, PositiveInt] = (10, 10)  # n drawn uniformly in [lo, hi] (generated graphs)
     labels: Annotated[int, Field(ge=2)] = 2  # K = |Sigma|

@@ -33,17 +33,30 @@ class CoinSharingBaseline(AtlasModule):
     models = ("mlp",)
     stages = ("fit", "test")
 
-    def __init__(self, task, model=None, proportion: Fraction = 0.0, updates: PositiveInt = 3000,
-                 games: PositiveInt = 16, batch_size: PositiveInt = 256, lr: PositiveFloat = 1e-3,
-                 lr_final: PositiveFloat = 1e-4, epsilon: Fraction = 0.4, epsilon_final: Fraction = 0.0,
-                 target_every: PositiveInt = 100, grad_clip: PositiveFloat = 10.0, buffer_size: PositiveInt = 100000):
+    def __init__(
+        self,
+        task,
+        model=None,
+        proportion: Fraction = 0.0,
+        updates: PositiveInt = 3000,
+        games: PositiveInt = 16,
+        batch_size: PositiveInt = 256,
+        lr: PositiveFloat = 1e-3,
+        lr_final: PositiveFloat = 1e-4,
+        epsilon: Fraction = 0.4,
+        epsilon_final: Fraction = 0.0,
+        target_every: PositiveInt = 100,
+        grad_clip: PositiveFloat = 10.0,
+        buffer_size: PositiveInt = 100000,
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         self.automatic_optimization = False
         self.spec, R = task.spec, task.n_instances
         self.dp, self.start = build_model(self.spec), start_distribution(self.spec)
-        self.learners = LearnerPhase("sharing" if proportion > 0 else "selfish", self.spec, model, R, buffer_size,
-                                     share=proportion)
+        self.learners = LearnerPhase(
+            "sharing" if proportion > 0 else "selfish", self.spec, model, R, buffer_size, share=proportion
+        )
         self.games = Games(self.spec, R, games)
         self.epsilon = LinearSchedule(epsilon, epsilon_final, max(updates - 1, 1))
 
@@ -56,12 +69,15 @@ class CoinSharingBaseline(AtlasModule):
     def configure_optimizers(self):
         hp = self.hparams
         optimizer = torch.optim.Adam(self.learners.parameters(), lr=hp.lr)
-        return [optimizer], [torch.optim.lr_scheduler.ExponentialLR(optimizer, (hp.lr_final / hp.lr) ** (1 / hp.updates))]
+        return [optimizer], [
+            torch.optim.lr_scheduler.ExponentialLR(optimizer, (hp.lr_final / hp.lr) ** (1 / hp.updates))
+        ]
 
     def training_step(self, step, batch_idx):
         hp = self.hparams
-        loss = self.learners.step(self.games, self.epsilon(step), self.rng("exploration"), hp.batch_size,
-                                  self.rng("replay"))
+        loss = self.learners.step(
+            self.games, self.epsilon(step), self.rng("exploration"), hp.batch_size, self.rng("replay")
+        )
         if loss is not None:
             optimizer = self.optimizers()
             optimizer.zero_grad()
@@ -77,15 +93,21 @@ class CoinSharingBaseline(AtlasModule):
         index, _ = batch
         if batch_idx == 0:
             self.results = self.learners.evaluate(self.dp, self.start)
-            self.coop = self.start @ cooperative(self.dp).welfare[0]       # the optimum's welfare (any tie rule)
-        self.record(index, welfare=self.results["welfare"][index], payments=self.results["payments"][index],
-                    coop=self.coop)
+            self.coop = self.start @ cooperative(self.dp).welfare[0]  # the optimum's welfare (any tie rule)
+        self.record(
+            index,
+            welfare=self.results["welfare"][index],
+            payments=self.results["payments"][index],
+            coop=self.coop,
+        )
 
     def summarize(self, rows):
-        return {"coin_baseline/welfare": rows["welfare"].mean(),
-                "coin_baseline/welfare_ratio": rows["welfare"].mean() / rows["coop"][0],
-                "coin_baseline/welfare_ratio_max": rows["welfare"].max() / rows["coop"][0],
-                "coin_baseline/payment_share": self.hparams.proportion}
+        return {
+            "coin_baseline/welfare": rows["welfare"].mean(),
+            "coin_baseline/welfare_ratio": rows["welfare"].mean() / rows["coop"][0],
+            "coin_baseline/welfare_ratio_max": rows["welfare"].max() / rows["coop"][0],
+            "coin_baseline/payment_share": self.hparams.proportion,
+        }
 
     def learner_state(self) -> dict:
         return {"games": self.games.state_dict(), "buffer": self.learners.dqn.buffer.state_dict()}

@@ -83,8 +83,12 @@ class IndexComplexity(AtlasModule):
             log_n = np.log(n[keep])
             name = self.task.blocks[b].graph
             out[f"complexity/family{b}/work_slope"] = np.polyfit(log_n, np.log(rows["work"][keep]), 1)[0]
-            out[f"complexity/family{b}/memory_slope"] = np.polyfit(log_n, np.log(rows["peak_floats"][keep]), 1)[0]
-            out[f"complexity/family{b}/max_work_per_n2K2"] = np.max(rows["work"][keep] / (n[keep] ** 2 * K[keep] ** 2))
+            out[f"complexity/family{b}/memory_slope"] = np.polyfit(
+                log_n, np.log(rows["peak_floats"][keep]), 1
+            )[0]
+            out[f"complexity/family{b}/max_work_per_n2K2"] = np.max(
+                rows["work"][keep] / (n[keep] ** 2 * K[keep] ** 2)
+            )
             ratio = rows["peak_floats"][keep] / rows["memory_bound"][keep]
             out[f"complexity/family{b}/min_memory_vs_bound"] = ratio.min()
             out[f"complexity/family{b}/max_memory_vs_bound"] = ratio.max()

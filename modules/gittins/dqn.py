@@ -261,8 +261,12 @@ class FrontierDQN(FrontierPolicies):
 
     # ---- exact resume: replay, episode counter, epsilon and the running episode ---------------
     def learner_state(self) -> dict:
-        return {"buffer": self.buffer.state_dict(), "episode": self.episode, "epsilon": self.epsilon,
-                "env": self.env}
+        return {
+            "buffer": self.buffer.state_dict(),
+            "episode": self.episode,
+            "epsilon": self.epsilon,
+            "env": self.env,
+        }
 
     def load_learner_state(self, state: dict) -> None:
         self.buffer.load_state_dict(state["buffer"])

@@ -63,7 +63,9 @@ class ReplanningGittinsPolicy:
         self.static = GittinsPolicy(instance)  # untouched components: no evidence yet
         self.inference = instance.inference
         self.graphs = [  # each component's graph on its local ids
-            nx.relabel_nodes(instance.graph.subgraph(c.nodes.tolist()), {int(v): i for i, v in enumerate(c.nodes)})
+            nx.relabel_nodes(
+                instance.graph.subgraph(c.nodes.tolist()), {int(v): i for i, v in enumerate(c.nodes)}
+            )
             for c in self.inference.components
         ]
         self.cache: dict[tuple[int, bytes], np.ndarray] = {}  # (component, its status) -> frontier scores

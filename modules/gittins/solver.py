@@ -93,7 +93,9 @@ class FrontierPolicies(AtlasModule):
                 f"{name}/curve_discounted": np.pad(disc, (0, width - n), mode="edge"),
                 f"{name}/curve_undiscounted": np.pad(undisc, (0, width - n), mode="edge"),
                 # [R] discounted reward per shared realisation (exact instances: the exact value R times)
-                f"{name}/samples": np.full(self.task.samples, disc[-1]) if rewards is None else rewards @ discount,
+                f"{name}/samples": np.full(self.task.samples, disc[-1])
+                if rewards is None
+                else rewards @ discount,
             }
             for f in self.budgets:
                 k = max(1, int(np.ceil(f * n)))
