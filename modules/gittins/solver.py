@@ -132,6 +132,9 @@ class FrontierPolicies(AtlasModule):
         if len(families) > 1:
             for b in families:
                 out |= self._paired(rows, rows["family"] == b, f"paired/family{b}")
+            for ours, other in self.comparisons():  # the family where ours does worst
+                key = f"{ours}_minus_{other}"
+                out[f"paired/worst_family/{key}"] = min(out[f"paired/family{b}/{key}"] for b in families)
         if "gittins" in self.policies:
             forest = (rows["forest"] > 0) & (rows["exact"] > 0)
             if forest.any():  # Whittle's V = Phi_roots(0) against exact evaluation of the index policy
