@@ -73,7 +73,9 @@ class CoinSharingBaseline(AtlasModule):
             torch.optim.lr_scheduler.ExponentialLR(optimizer, (hp.lr_final / hp.lr) ** (1 / hp.updates))
         ]
 
-    def training_step(self, step, batch_idx):
+    def training_step(self, batch, step):
+        # ``step`` = Lightning's batch index, which continues across a resume (a restarted plain
+        # dataloader yields its items from the start again, so the batch itself is not the step)
         hp = self.hparams
         loss = self.learners.step(
             self.games, self.epsilon(step), self.rng("exploration"), hp.batch_size, self.rng("replay")

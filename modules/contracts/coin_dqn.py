@@ -174,7 +174,9 @@ class CoinContractDQN(AtlasModule):
     def epsilon(self, step: int, length: int) -> float:
         return LinearSchedule(self.hparams.epsilon, self.hparams.epsilon_final, max(length - 1, 1))(step)
 
-    def training_step(self, step, batch_idx):
+    def training_step(self, batch, step):
+        # ``step`` = Lightning's batch index, which continues across a resume (a restarted plain
+        # dataloader yields its items from the start again, so the batch itself is not the step)
         hp = self.hparams
         k, phase, i, length = self.phase_of(int(step))
         if i == 0:

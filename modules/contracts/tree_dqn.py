@@ -243,7 +243,9 @@ class TreeContractDQN(AtlasModule):
         decay = (hp.lr_final / hp.lr) ** (1 / hp.updates)
         return [optimizer], [torch.optim.lr_scheduler.ExponentialLR(optimizer, decay)]
 
-    def training_step(self, step, batch_idx):
+    def training_step(self, batch, step):
+        # ``step`` = Lightning's batch index, which continues across a resume (a restarted plain
+        # dataloader yields its items from the start again, so the batch itself is not the step)
         hp = self.hparams
         self.act(self.epsilon(step))
         if len(self.buffer) >= hp.batch_size:
