@@ -128,8 +128,7 @@ def test_ddp_cpu_shards_instances_and_matches_one_device(tmp_path):
     cli(*args, f"hydra.run.dir={tmp_path / 'one'}")
     cli(*args, "hardware=ddp_cpu", f"hydra.run.dir={tmp_path / 'two'}")
     one, two = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "two"))
-    keep = lambda m: m["metrics"]
-    assert keep(one) == pytest.approx(keep(two), rel=1e-12, abs=1e-12)
+    assert one["metrics"] == pytest.approx(two["metrics"], rel=1e-12, abs=1e-12)
 
 
 BAD = [

@@ -7,7 +7,8 @@ the outcome rows P = 𝒪(s, ·), the cheapest limited-liability contract that i
 
 (ξ > 0 = nudging: a_p becomes strictly optimal by ξ). Infeasible = a_p is *not implementable*.
 The LP goes to scipy's HiGHS; closed forms cover two actions (one IC constraint) and observed
-actions (O = A, 𝒪 = identity), written once in batched torch for the learners and wrapped for numpy. Ties in the agent's response go the principal's way (Lemma B.12).
+actions (O = A, 𝒪 = identity), written once in batched torch for the learners and wrapped for
+numpy. Ties in the agent's response go the principal's way (Lemma B.12).
 """
 
 from __future__ import annotations
@@ -87,10 +88,10 @@ def two_action_payments(
     the best likelihood ratio P[a_p, o] / (P[a_p, o] - P[a, o]). Binary case (the paper's tree):
     b = [0, max(Q̄(a0) - Q̄(a1) + ξ, 0) / (p1 - p0)]. P [..., 2, O], Q̄ [..., 2], a_p [...] -> b [..., O];
     a row of NaN = a_p is not implementable."""
-    O = P.shape[-1]
+    n_o = P.shape[-1]
     other = 1 - a_p
     row_p, row_o = (
-        P.gather(-2, a[..., None, None].expand(*a.shape, 1, O)).squeeze(-2) for a in (a_p, other)
+        P.gather(-2, a[..., None, None].expand(*a.shape, 1, n_o)).squeeze(-2) for a in (a_p, other)
     )  # [..., O]
     gap = (
         Qbar.gather(-1, other[..., None]).squeeze(-1) - Qbar.gather(-1, a_p[..., None]).squeeze(-1) + xi

@@ -29,13 +29,13 @@ class PrincipalAgentMDP:
     order: tuple[int, ...] = field(init=False, repr=False)  # states, parents before children
 
     def __post_init__(self) -> None:
-        O, R, Rp, T = (
+        Out, R, Rp, T = (
             np.asarray(x, dtype=np.float64)
             for x in (self.outcome, self.reward, self.principal_reward, self.transition)
         )
-        if O.ndim != 3:
-            raise ValueError(f"outcome function 𝒪 must have shape [S, A, O], got {O.shape}")
-        S, A, n_o = O.shape
+        if Out.ndim != 3:
+            raise ValueError(f"outcome function 𝒪 must have shape [S, A, O], got {Out.shape}")
+        S, A, n_o = Out.shape
         for name, x, shape in (
             ("reward R", R, (S, A)),
             ("principal_reward R^p", Rp, (S, n_o)),
@@ -43,14 +43,14 @@ class PrincipalAgentMDP:
         ):
             if x.shape != shape:
                 raise ValueError(
-                    f"{name} must have shape {list(shape)} (from 𝒪 of shape {list(O.shape)}), "
+                    f"{name} must have shape {list(shape)} (from 𝒪 of shape {list(Out.shape)}), "
                     f"got {list(x.shape)}"
                 )
             if not np.all(np.isfinite(x)):
                 raise ValueError(f"{name} has non-finite entries")
-        if np.any(O < 0) or np.any(T < 0):
+        if np.any(Out < 0) or np.any(T < 0):
             raise ValueError("probabilities in 𝒪 and T must be >= 0")
-        sums = O.sum(-1)
+        sums = Out.sum(-1)
         if np.any(np.abs(sums - 1) > PROB_TOL):
             s, a = np.argwhere(np.abs(sums - 1) > PROB_TOL)[0]
             raise ValueError(f"outcome rows 𝒪(s, a) must sum to 1: 𝒪({s}, {a}) sums to {sums[s, a]:.6g}")
@@ -69,7 +69,7 @@ class PrincipalAgentMDP:
         graph.add_edges_from((int(s), int(t)) for s, _, t in np.argwhere(T > 0))
         if not nx.is_directed_acyclic_graph(graph):
             raise ValueError(f"transitions must be acyclic (finite horizon); cycle: {nx.find_cycle(graph)}")
-        for name, x in (("outcome", O), ("reward", R), ("principal_reward", Rp), ("transition", T)):
+        for name, x in (("outcome", Out), ("reward", R), ("principal_reward", Rp), ("transition", T)):
             object.__setattr__(self, name, x)
         object.__setattr__(self, "order", tuple(nx.topological_sort(graph)))
 

@@ -87,9 +87,9 @@ def backward_induction(
     mdp: PrincipalAgentMDP, xi: float = 0.0, solver: ContractSolver = min_pay_lp
 ) -> Solution:
     """The SPE, states processed children first."""
-    S, A, O = mdp.outcome.shape
+    S, A, n_o = mdp.outcome.shape
     Qbar, q = np.zeros((S, A)), np.zeros((S, A))
-    action, payment = np.zeros(S, dtype=int), np.zeros((S, O))
+    action, payment = np.zeros(S, dtype=int), np.zeros((S, n_o))
     Va, Vp = np.zeros(S), np.zeros(S)
     for s in reversed(mdp.order):
         Qbar[s] = truncated_q(mdp, s, Va)
@@ -119,9 +119,9 @@ def principal_best_response(
 ) -> tuple[ContractPolicy, np.ndarray, np.ndarray]:
     """The principal's best response to the agent response function fixed by Q̄ [S, A]:
     returns (ρ, q [S, A], V^p [S])."""
-    S, A, O = mdp.outcome.shape
+    S, A, n_o = mdp.outcome.shape
     q, Vp = np.zeros((S, A)), np.zeros(S)
-    action, payment = np.zeros(S, dtype=int), np.zeros((S, O))
+    action, payment = np.zeros(S, dtype=int), np.zeros((S, n_o))
     for s in reversed(mdp.order):
         q[s], contracts = principal_step(mdp, s, Qbar[s], Vp, xi, solver)
         a_p = int(np.argmax(q[s]))

@@ -29,14 +29,14 @@ def complete_tree(branching: int, depth: int) -> np.ndarray:
 
 
 def tree_transition(children: np.ndarray, noise: float = 0.0) -> np.ndarray:
-    """T[s, o, s'] sending outcome o to child o w.p. 1 - noise and to a uniform child otherwise   [S, O, S]."""
+    """T[s, o, s'] sending outcome o to child o w.p. 1 - noise, else to a uniform child   [S, O, S]."""
     if not 0 <= noise < 1:
         raise ValueError(f"transition noise must be in [0, 1), got {noise}")
-    S, O = children.shape
-    T = np.zeros((S, O, S))
+    S, n_o = children.shape
+    T = np.zeros((S, n_o, S))
     for s in np.flatnonzero(children[:, 0] >= 0):
-        T[s, np.arange(O), children[s]] = 1 - noise
-        T[s, :, children[s]] += noise / O
+        T[s, np.arange(n_o), children[s]] = 1 - noise
+        T[s, :, children[s]] += noise / n_o
     return T
 
 

@@ -62,7 +62,7 @@ def pad(arrays: list[np.ndarray], size: int) -> np.ndarray:
 
 
 def next_state_cdf(mdp, size: int) -> np.ndarray:
-    """CDF of s' ~ T(s, o) over ``size`` states; a draw above the row's mass (count = size) ends the episode."""
+    """CDF of s' ~ T(s, o) over ``size`` states; a draw above the row's mass (count = size) ends it."""
     T = np.zeros((size, mdp.n_outcomes, size))
     T[: mdp.n_states, :, : mdp.n_states] = mdp.transition
     return np.cumsum(T, -1)
@@ -129,10 +129,11 @@ class TreeContractDQN(AtlasModule):
         self.cumulative_next = np.stack([next_state_cdf(m, self.S) for m in mdps])  # [R, S, O, S]
         R = len(mdps)
         self.principal = Ensemble(lambda: model(in_features=self.S, out_features=2), R)
-        O = mdps[0].n_outcomes
+        n_o = mdps[0].n_outcomes
         self.H = agent_heads  # agent member r * H + h = head h of replica r
         self.agent = Ensemble(
-            lambda: model(in_features=self.S, out_features=2 + O * (agent_head == "outcome")), R * agent_heads
+            lambda: model(in_features=self.S, out_features=2 + n_o * (agent_head == "outcome")),
+            R * agent_heads,
         )
         self.principal_target, self.agent_target = copy.deepcopy(self.principal), copy.deepcopy(self.agent)
         for net in (self.principal_target, self.agent_target):
@@ -268,7 +269,7 @@ class TreeContractDQN(AtlasModule):
     # ---- evaluation ---------------------------------------------------------------------------
     @torch.no_grad()
     def policies(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every replica's learned recommendation a_p = argmax q_θ and contract from Q̄_φ  ([R, S], [R, S, O])."""
+        """Every replica's recommendation a_p = argmax q_θ and contract from Q̄_φ  ([R, S], [R, S, O])."""
         s = torch.arange(self.S, device=self.device).expand(self.replicas, -1)
         a_p = self.principal(self.features(s)).argmax(-1)
         return a_p.cpu().numpy(), self.contract(self.agent_q(s)[0], s, a_p).double().cpu().numpy()
