@@ -55,6 +55,7 @@ def test_paper_scale_ordering(tmp_path, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_real_graphs(tmp_path, seed):
+    """Slow: re-planning costs one sum-product and index recursion per test and realisation."""
     m = run("gittins_real", seed, tmp_path)
     assert m["instances"] == 8 and m["instances/exact"] == 0
 
