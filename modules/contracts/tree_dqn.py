@@ -314,6 +314,9 @@ class TreeContractDQN(AtlasModule):
                 f"{tag}/followed": rows[f"followed_{v}"].mean(),
                 f"{tag}/payment_ratio": rows[f"payment_ratio_{v}"].mean(),
             }
+            for k in range(ratio.shape[1]):  # seed k's learners, over the trees
+                metrics[f"{tag}/seed{k}/utility_ratio"] = ratio[:, k].mean()
+                metrics[f"{tag}/seed{k}/utility_ratio_min"] = ratio[:, k].min()
         return metrics
 
     def plot_curves(self, rows) -> None:
