@@ -21,6 +21,10 @@ covered when another head errs the other way (Prop. 4.1 asks for ξ >= 2 E_t; th
 data-driven stand-in for E_t). Every head's target values the next state under the offered
 (pessimistic) contract, and the principal's target pays it.
 
+The exact ξ-nudged SPE (backward induction with the nudged LP, against the oracle agent) is reported
+as ``nudged_spe_ratio``: the utility a learner with perfect Q-values would get at that ξ, i.e. what
+the nudge itself costs.
+
 Validation: the learned principal (a_p = argmax q_θ, contract from Q̄_φ) faces an *exactly*
 best-responding oracle agent (backward induction on the true MDP, ties to the principal); its
 utility is compared with the SPE (``experiments.contracts.spe.backward_induction``).
@@ -298,6 +302,10 @@ class TreeContractDQN(AtlasModule):
             values |= {f"{name}_{v}": np.array([x[name] for x in results]) for name in results[0]}
         curves = np.array(self.curves).reshape(len(self.curves), len(self.replica_tree))  # [evals, replicas]
         values["curve"] = curves[:, mine.reshape(-1)].T  # [variants*seeds, evals]
+        mdp, spe = self.trees[index], self.spe[index]
+        for v, xi in enumerate(self.variants):  # the exact xi-nudged SPE: the best a nudged learner can do
+            nudged = agent_best_response(mdp, backward_induction(mdp, xi=xi).policy)
+            values[f"ceiling_{v}"] = nudged.principal_utility / spe.principal_utility
         self.record(index, **values)
 
     def summarize(self, rows):
@@ -313,6 +321,8 @@ class TreeContractDQN(AtlasModule):
                 f"{tag}/accuracy": rows[f"accuracy_{v}"].mean(),
                 f"{tag}/followed": rows[f"followed_{v}"].mean(),
                 f"{tag}/payment_ratio": rows[f"payment_ratio_{v}"].mean(),
+                f"{tag}/nudged_spe_ratio": rows[f"ceiling_{v}"].mean(),
+                f"{tag}/nudged_spe_ratio_min": rows[f"ceiling_{v}"].min(),
             }
             for k in range(ratio.shape[1]):  # seed k's learners, over the trees
                 metrics[f"{tag}/seed{k}/utility_ratio"] = ratio[:, k].mean()
