@@ -22,14 +22,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments.gittins.frontier import tree_parents  # noqa: E402
-from experiments.gittins.graphs import random_recursive_tree  # noqa: E402
-from experiments.gittins.inference import GraphInference  # noqa: E402
-from experiments.gittins.instance import Instance, build_instance  # noqa: E402
-from experiments.gittins.mrf import PairwiseMRF, covariate_mrf, n_theta  # noqa: E402
-from experiments.gittins.rollout import rollout_priority  # noqa: E402
-from modules.gittins.index import gittins_indices  # noqa: E402
-from modules.gittins.policies import GittinsPolicy  # noqa: E402
+from experiments.gittins.frontier import tree_parents
+from experiments.gittins.graphs import random_recursive_tree
+from experiments.gittins.inference import GraphInference
+from experiments.gittins.instance import Instance, build_instance
+from experiments.gittins.mrf import PairwiseMRF, covariate_mrf, n_theta
+from experiments.gittins.rollout import rollout_priority
+from modules.gittins.index import gittins_indices
+from modules.gittins.policies import GittinsPolicy
 
 BETA, REWARD, D = 0.9, np.array([0.0, 1.0]), 5
 

@@ -8,6 +8,7 @@ every rank (a key logged on rank 0 only would hang the all-reduce) and finish. D
 from __future__ import annotations
 
 import pytest
+
 from modules.llm import LLM_MODELS
 from modules.runtime.report import method_of
 from tests.helpers import algorithm_pairs, run_launch

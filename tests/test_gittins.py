@@ -219,6 +219,38 @@ def test_frontier_rule():
     assert np.array_equal(allowed, frontier.allowed(np.array([[False, True, False, False, False]])))
 
 
+@pytest.mark.parametrize("K", [2, 3])
+def test_replanning_equals_the_static_policy_on_forests(K):
+    """On a forest, evidence beyond a node's parent is irrelevant: re-planning is exactly optimal too."""
+    rng = np.random.default_rng(20 + K)
+    for trial in range(4):
+        graph = random_forest(int(rng.integers(5, 9 if K == 2 else 7)), 1, rng)
+        inst = instance(graph, K, [0.6, 0.9][trial % 2], rng)
+        v_dp = solve_optimal(inst.joint, inst.frontier, inst.reward, inst.beta).value
+        steps = evaluate_exact(POLICIES["gittins_replan"](inst), inst.joint, inst.frontier, inst.reward)
+        assert abs(discounted(steps, inst.beta) - v_dp) <= 1e-9 * max(1.0, v_dp)
+
+
+def test_evidence_oracle_matches_the_joint():
+    """The re-planning policy's conditionals P(X_v | X_u, observations) on a loopy graph, against
+    brute-force enumeration."""
+    from modules.gittins.policies import EvidenceOracle
+
+    rng = np.random.default_rng(4)
+    inst = instance(tree_plus_edges(7, 3, rng), 2, 0.9, rng)
+    comp = inst.inference.components[0]
+    status = np.full(7, -1)
+    status[[0, 3]] = [1, 0]
+    oracle = EvidenceOracle(comp, comp.calibrate(status[None]), np.arange(7))
+    P = inst.mrf.joint_table()[tuple(slice(None) if s < 0 else s for s in status)]  # axes: the 5 free nodes
+    free = [v for v in range(7) if status[v] < 0]
+    for u, v in inst.graph.edges:
+        if status[u] < 0 and status[v] < 0:
+            joint = brute_marginal(P, (free.index(u), free.index(v)))
+            assert np.allclose(oracle.conditional(v, u), joint / joint.sum(1, keepdims=True))
+    assert np.allclose(oracle.marginal(free[0]), brute_marginal(P, (0,)) / P.sum())
+
+
 def test_greedy_posterior_matches_the_joint():
     rng = np.random.default_rng(8)
     inst = instance(tree_plus_edges(6, 3, rng), 2, 0.9, rng)

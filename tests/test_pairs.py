@@ -5,6 +5,7 @@ Task configs are smoke-sized; presets scale them up (a GPU-sized instance never 
 from __future__ import annotations
 
 import pytest
+
 from modules.llm import LLM_MODELS
 from tests.helpers import algorithm_pairs, run_launch
 

@@ -20,22 +20,24 @@ from typing import Literal
 import gymnasium as gym
 import numpy as np
 
-MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])   # up, down, left, right as (row, col) steps
-AGENTS = ("red", "blue")                               # agent i owns the coins of colour i
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])  # up, down, left, right as (row, col) steps
+AGENTS = ("red", "blue")  # agent i owns the coins of colour i
 
 
-@dataclass   # not frozen: Lightning copies batch dataclasses field by field
+@dataclass  # not frozen: Lightning copies batch dataclasses field by field
 class CoinGameSpec:
-    size: int = 3                                      # the torus is size × size
-    horizon: int = 20                                  # steps per episode
-    gamma: float = 0.99                                # discount of the returns we report
-    own_reward: float = 1.0                            # collecting a coin of one's own colour
-    other_reward: float = 0.2                          # collecting the other agent's coin
-    respawn: Literal["free", "anywhere"] = "free"      # where a new coin may appear
+    size: int = 3  # the torus is size × size
+    horizon: int = 20  # steps per episode
+    gamma: float = 0.99  # discount of the returns we report
+    own_reward: float = 1.0  # collecting a coin of one's own colour
+    other_reward: float = 0.2  # collecting the other agent's coin
+    respawn: Literal["free", "anywhere"] = "free"  # where a new coin may appear
 
     def __post_init__(self) -> None:
         if self.size < 2 or self.horizon < 1:
-            raise ValueError(f"the Coin Game needs size >= 2 and horizon >= 1, got {self.size}, {self.horizon}")
+            raise ValueError(
+                f"the Coin Game needs size >= 2 and horizon >= 1, got {self.size}, {self.horizon}"
+            )
         if self.respawn not in ("free", "anywhere"):
             raise ValueError(f"respawn must be 'free' or 'anywhere', got {self.respawn!r}")
 
@@ -46,7 +48,7 @@ class CoinGameSpec:
     @property
     def n_states(self) -> int:
         """(red cell, blue cell, coin cell, coin colour)."""
-        return self.cells ** 3 * 2
+        return self.cells**3 * 2
 
 
 def move(spec: CoinGameSpec, cell: np.ndarray, action: np.ndarray) -> np.ndarray:
@@ -102,9 +104,9 @@ class CoinGameEnv:
         self.spec, self.num_envs = spec, num_envs
         self.agents = list(AGENTS)
         self.np_random = np.random.default_rng(seed)
-        self.cells = np.zeros((num_envs, 2), dtype=int)    # agents' cells            [E, 2]
-        self.coin = np.zeros(num_envs, dtype=int)          # the coin's cell          [E]
-        self.colour = np.zeros(num_envs, dtype=int)        # 0 red, 1 blue            [E]
+        self.cells = np.zeros((num_envs, 2), dtype=int)  # agents' cells            [E, 2]
+        self.coin = np.zeros(num_envs, dtype=int)  # the coin's cell          [E]
+        self.colour = np.zeros(num_envs, dtype=int)  # 0 red, 1 blue            [E]
         self.t = 0
 
     def observation_space(self, agent: str) -> gym.spaces.Box:
@@ -131,7 +133,7 @@ class CoinGameEnv:
         allowed = spawn_choices(self.spec, self.cells[which])
         u = self.np_random.random((allowed.shape[0], 1))
         cumulative = np.cumsum(allowed, 1) / allowed.sum(1, keepdims=True)
-        self.coin[which] = (u > cumulative).sum(1)            # a uniform allowed cell
+        self.coin[which] = (u > cumulative).sum(1)  # a uniform allowed cell
         self.colour[which] = self.np_random.integers(0, 2, allowed.shape[0])
 
     # ---- PettingZoo-parallel-style API --------------------------------------------------------
@@ -140,7 +142,7 @@ class CoinGameEnv:
             self.np_random = np.random.default_rng(seed)
         E, n2 = self.num_envs, self.spec.cells
         red = self.np_random.integers(0, n2, E)
-        blue = (red + self.np_random.integers(1, n2, E)) % n2       # a distinct uniform cell
+        blue = (red + self.np_random.integers(1, n2, E)) % n2  # a distinct uniform cell
         self.cells = np.stack([red, blue], -1)
         self._spawn_coin(np.ones(E, dtype=bool))
         self.t = 0
@@ -153,18 +155,27 @@ class CoinGameEnv:
         if np.any((a < 0) | (a >= len(MOVES))):
             raise ValueError(f"actions must be in [0, {len(MOVES)}), got {np.unique(a)}")
         self.cells = move(self.spec, self.cells, a)
-        landed = self.cells == self.coin[:, None]                    # [E, 2]
-        collector = np.where(landed[:, 0] & landed[:, 1], self.np_random.integers(0, 2, self.num_envs),
-                             np.where(landed[:, 0], 0, 1))
+        landed = self.cells == self.coin[:, None]  # [E, 2]
+        collector = np.where(
+            landed[:, 0] & landed[:, 1],
+            self.np_random.integers(0, 2, self.num_envs),
+            np.where(landed[:, 0], 0, 1),
+        )
         collected = landed.any(1)
         rewards = np.zeros((self.num_envs, 2))
         gain = coin_reward(self.spec, collector, self.colour)
         rewards[collected, collector[collected]] = gain[collected]
-        infos = {agent: {"collected": collected & (collector == i), "own_colour": self.colour == i}
-                 for i, agent in enumerate(AGENTS)}
+        infos = {
+            agent: {"collected": collected & (collector == i), "own_colour": self.colour == i}
+            for i, agent in enumerate(AGENTS)
+        }
         self._spawn_coin(collected)
         self.t += 1
         done = np.full(self.num_envs, self.t >= self.spec.horizon)
-        return (self.observations(), {agent: rewards[:, i] for i, agent in enumerate(AGENTS)},
-                {agent: np.zeros(self.num_envs, dtype=bool) for agent in AGENTS},
-                {agent: done for agent in AGENTS}, infos)
+        return (
+            self.observations(),
+            {agent: rewards[:, i] for i, agent in enumerate(AGENTS)},
+            {agent: np.zeros(self.num_envs, dtype=bool) for agent in AGENTS},
+            {agent: done for agent in AGENTS},
+            infos,
+        )

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from itertools import product
 
 import numpy as np
@@ -16,8 +16,14 @@ import numpy as np
 from experiments.contracts.coin_game import CoinGameEnv, CoinGameSpec, coin_reward, move, spawn_choices
 
 
-def rollouts(spec: CoinGameSpec, policy: np.ndarray, episodes: int, rng: np.random.Generator,
-             payment: np.ndarray | None = None, deviate_first: int | None = None) -> dict[str, np.ndarray]:
+def rollouts(
+    spec: CoinGameSpec,
+    policy: np.ndarray,
+    episodes: int,
+    rng: np.random.Generator,
+    payment: np.ndarray | None = None,
+    deviate_first: int | None = None,
+) -> dict[str, np.ndarray]:
     """Discounted per-episode returns of a joint table policy a(t, s) [H, S]. With ``payment`` [H, S, 2],
     agent i is paid b_i(t, s) whenever it plays its recommended action; with ``deviate_first`` = i,
     agent i plays a uniform action at t = 0 and follows afterwards.
@@ -29,15 +35,15 @@ def rollouts(spec: CoinGameSpec, policy: np.ndarray, episodes: int, rng: np.rand
     step_welfare, step_payment = np.zeros(spec.horizon), np.zeros(spec.horizon)
     for t in range(spec.horizon):
         s = env.state()
-        recommended = np.stack(np.divmod(policy[t, s], 4), -1)            # [N, 2]
+        recommended = np.stack(np.divmod(policy[t, s], 4), -1)  # [N, 2]
         actions = recommended.copy()
         if deviate_first is not None and t == 0:
             actions[:, deviate_first] = rng.integers(0, 4, episodes)
         pay = payment[t, s] * (actions == recommended) if payment is not None else np.zeros((episodes, 2))
         _, rewards, _, _, _ = env.step({"red": actions[:, 0], "blue": actions[:, 1]})
         r = np.stack([rewards["red"], rewards["blue"]], -1)
-        reward += spec.gamma ** t * r
-        paid += spec.gamma ** t * pay
+        reward += spec.gamma**t * r
+        paid += spec.gamma**t * pay
         step_welfare[t], step_payment[t] = r.sum(1).mean(), pay.sum(1).mean()
     return {"reward": reward, "payment": paid, "step_welfare": step_welfare, "step_payment": step_payment}
 
@@ -46,10 +52,12 @@ def brute_force_welfare(spec: CoinGameSpec) -> float:
     """The cooperative optimum by exhaustive expectimax (exponential: keep the horizon short)."""
     n2 = spec.cells
     step = [[int(move(spec, np.array(c), np.array(a))) for a in range(4)] for c in range(n2)]
-    spawn = {(r, b): np.flatnonzero(spawn_choices(spec, np.array([[r, b]]))[0]).tolist()
-             for r, b in product(range(n2), repeat=2)}
+    spawn = {
+        (r, b): np.flatnonzero(spawn_choices(spec, np.array([[r, b]]))[0]).tolist()
+        for r, b in product(range(n2), repeat=2)
+    }
 
-    @lru_cache(maxsize=None)
+    @cache
     def value(red: int, blue: int, coin: int, colour: int, left: int) -> float:
         if left == 0:
             return 0.0
@@ -66,6 +74,8 @@ def brute_force_welfare(spec: CoinGameSpec) -> float:
             best = max(best, total)
         return best
 
-    starts = [(r, b, c, k) for r, b in product(range(n2), repeat=2) if r != b for c in spawn[(r, b)] for k in (0, 1)]
-    weights = [1.0 / len(spawn[(r, b)]) for r, b, _, _ in starts]    # the coin is uniform given the agents
+    starts = [
+        (r, b, c, k) for r, b in product(range(n2), repeat=2) if r != b for c in spawn[(r, b)] for k in (0, 1)
+    ]
+    weights = [1.0 / len(spawn[(r, b)]) for r, b, _, _ in starts]  # the coin is uniform given the agents
     return float(np.average([value(*s, spec.horizon) for s in starts], weights=weights))

@@ -7,7 +7,8 @@ the outcome rows P = 𝒪(s, ·), the cheapest limited-liability contract that i
 
 (ξ > 0 = nudging: a_p becomes strictly optimal by ξ). Infeasible = a_p is *not implementable*.
 The LP goes to scipy's HiGHS; closed forms cover two actions (one IC constraint) and observed
-actions (O = A, 𝒪 = identity), written once in batched torch for the learners and wrapped for numpy. Ties in the agent's response go the principal's way (Lemma B.12).
+actions (O = A, 𝒪 = identity), written once in batched torch for the learners and wrapped for
+numpy. Ties in the agent's response go the principal's way (Lemma B.12).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
-TIE_TOL = 1e-9        # the agent treats values this close (relative to their scale) as a tie
-HIGHS_TOL = 1e-10     # primal/dual feasibility tolerance asked of HiGHS (its tightest)
+TIE_TOL = 1e-9  # the agent treats values this close (relative to their scale) as a tie
+HIGHS_TOL = 1e-10  # primal/dual feasibility tolerance asked of HiGHS (its tightest)
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,8 @@ class Contract:
     """A contract implementing ``action``; ``payment`` is None when the action is not implementable."""
 
     action: int
-    payment: np.ndarray | None     # b(o) >= 0   [O]
-    cost: float                    # E_{o ~ 𝒪(s, action)} b(o); +inf if not implementable
+    payment: np.ndarray | None  # b(o) >= 0   [O]
+    cost: float  # E_{o ~ 𝒪(s, action)} b(o); +inf if not implementable
 
     @property
     def implementable(self) -> bool:
@@ -60,12 +61,18 @@ def min_pay_lp(P: np.ndarray, Qbar: np.ndarray, a_p: int, xi: float = 0.0) -> Co
     """The min-pay LP above, solved by HiGHS."""
     check_inputs(P, Qbar, a_p, xi)
     others = np.delete(np.arange(P.shape[0]), a_p)
-    if Qbar[a_p] - Qbar[others].max(initial=-np.inf) >= xi:    # already (ξ-strictly) preferred: b = 0
+    if Qbar[a_p] - Qbar[others].max(initial=-np.inf) >= xi:  # already (ξ-strictly) preferred: b = 0
         return Contract(a_p, np.zeros(P.shape[1]), 0.0)
-    A_ub = P[others] - P[a_p]                                  # (P[a] - P[a_p]) · b <= Q̄(a_p) - Q̄(a) - ξ
+    A_ub = P[others] - P[a_p]  # (P[a] - P[a_p]) · b <= Q̄(a_p) - Q̄(a) - ξ
     b_ub = Qbar[a_p] - Qbar[others] - xi
-    res = linprog(P[a_p], A_ub=A_ub, b_ub=b_ub, bounds=(0, None), method="highs",
-                  options={"primal_feasibility_tolerance": HIGHS_TOL, "dual_feasibility_tolerance": HIGHS_TOL})
+    res = linprog(
+        P[a_p],
+        A_ub=A_ub,
+        b_ub=b_ub,
+        bounds=(0, None),
+        method="highs",
+        options={"primal_feasibility_tolerance": HIGHS_TOL, "dual_feasibility_tolerance": HIGHS_TOL},
+    )
     if res.status == 2:
         return not_implementable(a_p)
     if res.status != 0:
@@ -74,19 +81,27 @@ def min_pay_lp(P: np.ndarray, Qbar: np.ndarray, a_p: int, xi: float = 0.0) -> Co
     return Contract(a_p, b, float(P[a_p] @ b))
 
 
-def two_action_payments(P: torch.Tensor, Qbar: torch.Tensor, a_p: torch.Tensor, xi: float = 0.0) -> torch.Tensor:
+def two_action_payments(
+    P: torch.Tensor, Qbar: torch.Tensor, a_p: torch.Tensor, xi: float = 0.0
+) -> torch.Tensor:
     """Closed form for |A| = 2 (any |O|), batched: one IC constraint, so pay on the single outcome with
     the best likelihood ratio P[a_p, o] / (P[a_p, o] - P[a, o]). Binary case (the paper's tree):
     b = [0, max(Q̄(a0) - Q̄(a1) + ξ, 0) / (p1 - p0)]. P [..., 2, O], Q̄ [..., 2], a_p [...] -> b [..., O];
     a row of NaN = a_p is not implementable."""
-    O = P.shape[-1]
+    n_o = P.shape[-1]
     other = 1 - a_p
-    row_p, row_o = (P.gather(-2, a[..., None, None].expand(*a.shape, 1, O)).squeeze(-2) for a in (a_p, other))  # [..., O]
-    gap = Qbar.gather(-1, other[..., None]).squeeze(-1) - Qbar.gather(-1, a_p[..., None]).squeeze(-1) + xi  # extra pay due
-    lift = row_p - row_o                                        # how much likelier each outcome is under a_p
+    row_p, row_o = (
+        P.gather(-2, a[..., None, None].expand(*a.shape, 1, n_o)).squeeze(-2) for a in (a_p, other)
+    )  # [..., O]
+    gap = (
+        Qbar.gather(-1, other[..., None]).squeeze(-1) - Qbar.gather(-1, a_p[..., None]).squeeze(-1) + xi
+    )  # extra pay due
+    lift = row_p - row_o  # how much likelier each outcome is under a_p
     ratio = torch.where(lift > 0, row_p / lift.clamp(min=1e-300), torch.inf)
     o = ratio.argmin(-1, keepdim=True)
-    amount = torch.where(gap[..., None] > 0, gap[..., None] / lift.gather(-1, o), torch.zeros_like(gap[..., None]))
+    amount = torch.where(
+        gap[..., None] > 0, gap[..., None] / lift.gather(-1, o), torch.zeros_like(gap[..., None])
+    )
     b = torch.zeros_like(lift).scatter(-1, o, amount)
     impossible = (gap > 0) & ~(lift > 0).any(-1)
     return torch.where(impossible[..., None], torch.nan, b)
@@ -111,7 +126,7 @@ def observed_action_payments(Qbar, xi: float = 0.0):
         return observed_action_payments(torch.from_numpy(Qbar.astype(np.float64)), xi).numpy()
     A = Qbar.shape[-1]
     mask = torch.eye(A, dtype=torch.bool, device=Qbar.device)
-    others = Qbar.unsqueeze(-2).masked_fill(mask, -torch.inf)          # row a_p: Q̄ without a_p   [..., A, A]
+    others = Qbar.unsqueeze(-2).masked_fill(mask, -torch.inf)  # row a_p: Q̄ without a_p   [..., A, A]
     return (others.amax(-1) + xi - Qbar).clamp(min=0.0)
 
 

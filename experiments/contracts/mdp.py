@@ -15,42 +15,51 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-PROB_TOL = 1e-9   # how far a probability row may be from summing to 1
+PROB_TOL = 1e-9  # how far a probability row may be from summing to 1
 
 
-@dataclass   # not frozen: Lightning copies batch dataclasses field by field
+@dataclass  # not frozen: Lightning copies batch dataclasses field by field
 class PrincipalAgentMDP:
-    outcome: np.ndarray            # 𝒪[s, a, o]: outcome distribution of action a at s   [S, A, O]
-    reward: np.ndarray             # R[s, a]: the agent's reward (an effort cost when < 0) [S, A]
-    principal_reward: np.ndarray   # R^p[s, o]: the principal's reward of outcome o        [S, O]
-    transition: np.ndarray         # T[s, o, s']: next-state distribution (sum 0 = end)  [S, O, S]
-    gamma: float                   # discount γ ∈ (0, 1]
-    s0: int = 0                    # the initial state
-    order: tuple[int, ...] = field(init=False, repr=False)   # states, parents before children
+    outcome: np.ndarray  # 𝒪[s, a, o]: outcome distribution of action a at s   [S, A, O]
+    reward: np.ndarray  # R[s, a]: the agent's reward (an effort cost when < 0) [S, A]
+    principal_reward: np.ndarray  # R^p[s, o]: the principal's reward of outcome o        [S, O]
+    transition: np.ndarray  # T[s, o, s']: next-state distribution (sum 0 = end)  [S, O, S]
+    gamma: float  # discount γ ∈ (0, 1]
+    s0: int = 0  # the initial state
+    order: tuple[int, ...] = field(init=False, repr=False)  # states, parents before children
 
     def __post_init__(self) -> None:
-        O, R, Rp, T = (np.asarray(x, dtype=np.float64) for x in
-                       (self.outcome, self.reward, self.principal_reward, self.transition))
-        if O.ndim != 3:
-            raise ValueError(f"outcome function 𝒪 must have shape [S, A, O], got {O.shape}")
-        S, A, n_o = O.shape
-        for name, x, shape in (("reward R", R, (S, A)), ("principal_reward R^p", Rp, (S, n_o)),
-                               ("transition T", T, (S, n_o, S))):
+        Out, R, Rp, T = (
+            np.asarray(x, dtype=np.float64)
+            for x in (self.outcome, self.reward, self.principal_reward, self.transition)
+        )
+        if Out.ndim != 3:
+            raise ValueError(f"outcome function 𝒪 must have shape [S, A, O], got {Out.shape}")
+        S, A, n_o = Out.shape
+        for name, x, shape in (
+            ("reward R", R, (S, A)),
+            ("principal_reward R^p", Rp, (S, n_o)),
+            ("transition T", T, (S, n_o, S)),
+        ):
             if x.shape != shape:
-                raise ValueError(f"{name} must have shape {list(shape)} (from 𝒪 of shape {list(O.shape)}), "
-                                 f"got {list(x.shape)}")
+                raise ValueError(
+                    f"{name} must have shape {list(shape)} (from 𝒪 of shape {list(Out.shape)}), "
+                    f"got {list(x.shape)}"
+                )
             if not np.all(np.isfinite(x)):
                 raise ValueError(f"{name} has non-finite entries")
-        if np.any(O < 0) or np.any(T < 0):
+        if np.any(Out < 0) or np.any(T < 0):
             raise ValueError("probabilities in 𝒪 and T must be >= 0")
-        sums = O.sum(-1)
+        sums = Out.sum(-1)
         if np.any(np.abs(sums - 1) > PROB_TOL):
             s, a = np.argwhere(np.abs(sums - 1) > PROB_TOL)[0]
             raise ValueError(f"outcome rows 𝒪(s, a) must sum to 1: 𝒪({s}, {a}) sums to {sums[s, a]:.6g}")
         row = T.sum(-1)
         if np.any(row > 1 + PROB_TOL):
             s, o = np.argwhere(row > 1 + PROB_TOL)[0]
-            raise ValueError(f"transition rows T(s, o) must sum to at most 1: T({s}, {o}) sums to {row[s, o]:.6g}")
+            raise ValueError(
+                f"transition rows T(s, o) must sum to at most 1: T({s}, {o}) sums to {row[s, o]:.6g}"
+            )
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if not 0 <= self.s0 < S:
@@ -60,7 +69,7 @@ class PrincipalAgentMDP:
         graph.add_edges_from((int(s), int(t)) for s, _, t in np.argwhere(T > 0))
         if not nx.is_directed_acyclic_graph(graph):
             raise ValueError(f"transitions must be acyclic (finite horizon); cycle: {nx.find_cycle(graph)}")
-        for name, x in (("outcome", O), ("reward", R), ("principal_reward", Rp), ("transition", T)):
+        for name, x in (("outcome", Out), ("reward", R), ("principal_reward", Rp), ("transition", T)):
             object.__setattr__(self, name, x)
         object.__setattr__(self, "order", tuple(nx.topological_sort(graph)))
 

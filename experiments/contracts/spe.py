@@ -13,37 +13,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from experiments.contracts.contract import Contract, agent_response, check_payment, min_pay_lp
 from experiments.contracts.mdp import PrincipalAgentMDP
 
-ContractSolver = Callable[[np.ndarray, np.ndarray, int, float], Contract]   # (P, Q̄, a_p, ξ) -> contract
+ContractSolver = Callable[[np.ndarray, np.ndarray, int, float], Contract]  # (P, Q̄, a_p, ξ) -> contract
 
 
 @dataclass(frozen=True)
 class ContractPolicy:
     """ρ: the principal's recommended action and contract in every state."""
 
-    action: np.ndarray     # a_p(s)     [S]
-    payment: np.ndarray    # b(s, o)    [S, O]
+    action: np.ndarray  # a_p(s)     [S]
+    payment: np.ndarray  # b(s, o)    [S, O]
 
     def __post_init__(self) -> None:
         check_payment(self.payment)
 
-    def same_as(self, other: "ContractPolicy", atol: float = 1e-12) -> bool:
-        return bool(np.array_equal(self.action, other.action) and np.allclose(self.payment, other.payment, atol=atol))
+    def same_as(self, other: ContractPolicy, atol: float = 1e-12) -> bool:
+        return bool(
+            np.array_equal(self.action, other.action) and np.allclose(self.payment, other.payment, atol=atol)
+        )
 
 
 @dataclass(frozen=True)
 class Solution:
-    policy: ContractPolicy       # ρ
-    response: np.ndarray         # the agent's action in every state under ρ          [S]
-    Qbar: np.ndarray             # the agent's truncated Q̄(s, a) under ρ             [S, A]
-    value_agent: np.ndarray      # V(s)                                               [S]
+    policy: ContractPolicy  # ρ
+    response: np.ndarray  # the agent's action in every state under ρ          [S]
+    Qbar: np.ndarray  # the agent's truncated Q̄(s, a) under ρ             [S, A]
+    value_agent: np.ndarray  # V(s)                                               [S]
     value_principal: np.ndarray  # V^p(s)                                             [S]
     q: np.ndarray | None = None  # q(s, a_p); -inf where a_p is not implementable     [S, A]
 
@@ -62,22 +64,32 @@ def principal_gross(mdp: PrincipalAgentMDP, s: int, value_principal: np.ndarray)
     return mdp.outcome[s] @ (mdp.principal_reward[s] + mdp.gamma * mdp.expected_next(s, value_principal))
 
 
-def principal_step(mdp: PrincipalAgentMDP, s: int, Qbar_s: np.ndarray, value_principal: np.ndarray,
-                   xi: float, solver: ContractSolver) -> tuple[np.ndarray, list[Contract]]:
+def principal_step(
+    mdp: PrincipalAgentMDP,
+    s: int,
+    Qbar_s: np.ndarray,
+    value_principal: np.ndarray,
+    xi: float,
+    solver: ContractSolver,
+) -> tuple[np.ndarray, list[Contract]]:
     """Min-pay contract for every candidate a_p at s and the principal's q(s, ·)   ([A], A contracts)."""
     contracts = [solver(mdp.outcome[s], Qbar_s, a, xi) for a in range(mdp.n_actions)]
     q = principal_gross(mdp, s, value_principal) - np.array([c.cost for c in contracts])
     if not np.isfinite(q).any():
-        raise ValueError(f"no action is implementable at state {s} with nudge ξ={xi}: "
-                         "the outcome rows cannot separate the actions by ξ; lower ξ")
+        raise ValueError(
+            f"no action is implementable at state {s} with nudge ξ={xi}: "
+            "the outcome rows cannot separate the actions by ξ; lower ξ"
+        )
     return q, contracts
 
 
-def backward_induction(mdp: PrincipalAgentMDP, xi: float = 0.0, solver: ContractSolver = min_pay_lp) -> Solution:
+def backward_induction(
+    mdp: PrincipalAgentMDP, xi: float = 0.0, solver: ContractSolver = min_pay_lp
+) -> Solution:
     """The SPE, states processed children first."""
-    S, A, O = mdp.outcome.shape
+    S, A, n_o = mdp.outcome.shape
     Qbar, q = np.zeros((S, A)), np.zeros((S, A))
-    action, payment = np.zeros(S, dtype=int), np.zeros((S, O))
+    action, payment = np.zeros(S, dtype=int), np.zeros((S, n_o))
     Va, Vp = np.zeros(S), np.zeros(S)
     for s in reversed(mdp.order):
         Qbar[s] = truncated_q(mdp, s, Va)
@@ -96,19 +108,20 @@ def agent_best_response(mdp: PrincipalAgentMDP, policy: ContractPolicy) -> Solut
     for s in reversed(mdp.order):
         P, b = mdp.outcome[s], policy.payment[s]
         Qbar[s] = truncated_q(mdp, s, Va)
-        principal = principal_gross(mdp, s, Vp) - P @ b          # the principal's value of each agent action
+        principal = principal_gross(mdp, s, Vp) - P @ b  # the principal's value of each agent action
         a = agent_response(P, Qbar[s], b, principal)
         response[s], Va[s], Vp[s] = a, Qbar[s, a] + P[a] @ b, principal[a]
     return Solution(policy, response, Qbar, Va, Vp)
 
 
-def principal_best_response(mdp: PrincipalAgentMDP, Qbar: np.ndarray, xi: float = 0.0,
-                            solver: ContractSolver = min_pay_lp) -> tuple[ContractPolicy, np.ndarray, np.ndarray]:
+def principal_best_response(
+    mdp: PrincipalAgentMDP, Qbar: np.ndarray, xi: float = 0.0, solver: ContractSolver = min_pay_lp
+) -> tuple[ContractPolicy, np.ndarray, np.ndarray]:
     """The principal's best response to the agent response function fixed by Q̄ [S, A]:
     returns (ρ, q [S, A], V^p [S])."""
-    S, A, O = mdp.outcome.shape
+    S, A, n_o = mdp.outcome.shape
     q, Vp = np.zeros((S, A)), np.zeros(S)
-    action, payment = np.zeros(S, dtype=int), np.zeros((S, O))
+    action, payment = np.zeros(S, dtype=int), np.zeros((S, n_o))
     for s in reversed(mdp.order):
         q[s], contracts = principal_step(mdp, s, Qbar[s], Vp, xi, solver)
         a_p = int(np.argmax(q[s]))

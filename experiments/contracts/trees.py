@@ -22,21 +22,21 @@ def complete_tree(branching: int, depth: int) -> np.ndarray:
     """children[s, o] of a complete ``branching``-ary tree with ``depth`` levels (-1 = leaf)   [S, b]."""
     if depth < 1 or branching < 1:
         raise ValueError(f"a tree needs depth >= 1 and branching >= 1, got {depth}, {branching}")
-    n = sum(branching ** level for level in range(depth))
+    n = sum(branching**level for level in range(depth))
     children = np.arange(n)[:, None] * branching + 1 + np.arange(branching)[None, :]
     children[children >= n] = -1
     return children
 
 
 def tree_transition(children: np.ndarray, noise: float = 0.0) -> np.ndarray:
-    """T[s, o, s'] sending outcome o to child o w.p. 1 - noise and to a uniform child otherwise   [S, O, S]."""
+    """T[s, o, s'] sending outcome o to child o w.p. 1 - noise, else to a uniform child   [S, O, S]."""
     if not 0 <= noise < 1:
         raise ValueError(f"transition noise must be in [0, 1), got {noise}")
-    S, O = children.shape
-    T = np.zeros((S, O, S))
+    S, n_o = children.shape
+    T = np.zeros((S, n_o, S))
     for s in np.flatnonzero(children[:, 0] >= 0):
-        T[s, np.arange(O), children[s]] = 1 - noise
-        T[s, :, children[s]] += noise / O
+        T[s, np.arange(n_o), children[s]] = 1 - noise
+        T[s, :, children[s]] += noise / n_o
     return T
 
 
@@ -46,8 +46,9 @@ def nested_uniform(rng: np.random.Generator, high: float, size: int) -> np.ndarr
     return rng.uniform(0, high - v)
 
 
-def paper_tree(rng: np.random.Generator, depth: int, p_good: tuple[float, float] = (0.1, 0.9),
-               gamma: float = 1.0) -> PrincipalAgentMDP:
+def paper_tree(
+    rng: np.random.Generator, depth: int, p_good: tuple[float, float] = (0.1, 0.9), gamma: float = 1.0
+) -> PrincipalAgentMDP:
     children = complete_tree(2, depth)
     S = children.shape[0]
     outcome = np.array([[1 - p_good[0], p_good[0]], [1 - p_good[1], p_good[1]]])
@@ -55,14 +56,25 @@ def paper_tree(rng: np.random.Generator, depth: int, p_good: tuple[float, float]
     reward[:, 1] = -nested_uniform(rng, 1.0, S)
     principal_reward = np.zeros((S, 2))
     principal_reward[:, 1] = nested_uniform(rng, 2.0, S)
-    return PrincipalAgentMDP(np.broadcast_to(outcome, (S, 2, 2)).copy(), reward, principal_reward,
-                             tree_transition(children), gamma)
+    return PrincipalAgentMDP(
+        np.broadcast_to(outcome, (S, 2, 2)).copy(), reward, principal_reward, tree_transition(children), gamma
+    )
 
 
-def random_tree(rng: np.random.Generator, depth: int, n_actions: int, n_outcomes: int, gamma: float,
-                transition_noise: float = 0.0) -> PrincipalAgentMDP:
+def random_tree(
+    rng: np.random.Generator,
+    depth: int,
+    n_actions: int,
+    n_outcomes: int,
+    gamma: float,
+    transition_noise: float = 0.0,
+) -> PrincipalAgentMDP:
     children = complete_tree(n_outcomes, depth)
     S = children.shape[0]
-    return PrincipalAgentMDP(rng.dirichlet(np.ones(n_outcomes), size=(S, n_actions)),
-                             -rng.uniform(0, 1, (S, n_actions)), rng.uniform(0, 2, (S, n_outcomes)),
-                             tree_transition(children, transition_noise), gamma)
+    return PrincipalAgentMDP(
+        rng.dirichlet(np.ones(n_outcomes), size=(S, n_actions)),
+        -rng.uniform(0, 1, (S, n_actions)),
+        rng.uniform(0, 2, (S, n_outcomes)),
+        tree_transition(children, transition_noise),
+        gamma,
+    )

@@ -5,7 +5,8 @@ the component's designated root; afterwards only untested neighbours of tested n
 tested. Untouched components' roots stay available, so a policy also chooses which component to
 open next. The paper's code designates the node with the largest marginal P(X_v = 1); we take the
 largest expected reward E[r(X_v)], which is the same thing for binary labels with r = (0, 1) and
-extends it to any label set (ties go to the smallest node id). Roots may also be given explicitly.
+extends it to any label set. Exact ties go to the smallest node id by default, to the largest (as in
+the paper's code) with ``ties="largest"`` [R]. Roots may also be given explicitly.
 """
 
 from __future__ import annotations
@@ -53,10 +54,17 @@ class Frontier:
         self.is_root[self.roots] = True
 
     @classmethod
-    def designate(cls, graph: nx.Graph, expected_reward: np.ndarray) -> Frontier:
-        """Roots = the node of largest expected reward in each component (smallest id on ties)."""
+    def designate(cls, graph: nx.Graph, expected_reward: np.ndarray, ties: str = "smallest") -> Frontier:
+        """Roots = the node of largest expected reward in each component (ties: smallest or largest id)."""
+        if ties not in ("smallest", "largest"):
+            raise ValueError(f"root ties must be 'smallest' or 'largest', got {ties!r}")
         comps = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: c[0])
-        return cls(graph, np.array([c[int(np.argmax(expected_reward[c]))] for c in comps]))
+        pick = (
+            (lambda x: int(np.argmax(x)))
+            if ties == "smallest"
+            else (lambda x: len(x) - 1 - int(np.argmax(x[::-1])))
+        )
+        return cls(graph, np.array([c[pick(expected_reward[c])] for c in comps]))
 
     @classmethod
     def given(cls, graph: nx.Graph, roots: list[int]) -> Frontier:

@@ -6,6 +6,7 @@ Every source returns an undirected ``nx.Graph`` on nodes 0..n-1 with no self-loo
   (the paper's synthetic trees, experiment 1);
 * ``random_forest``: such a tree with a few edges deleted;
 * ``tree_plus_edges``: such a tree plus uniformly random extra edges (experiment 2);
+* ``path``: the path 0 - 1 - ... - n-1 (long chains, for the cost of the index recursion);
 * ``bundled_graph``: networkx's bundled real graphs (non-tree, small treewidth);
 * ``read_edge_list``: a whitespace-separated edge-list file (``u v`` per line, ``#`` comments).
 """

@@ -174,14 +174,18 @@ class ComponentTree:
             out[:, v] = beliefs[b].sum(axis=tuple(1 + j for j in range(len(self.bags[b])) if j != i))
         return out
 
-    def pair_marginal(self, u: int, v: int) -> np.ndarray:
-        """Prior P(X_u = a, X_v = b) [K, K] for adjacent local nodes u, v."""
+    def pair_table(self, beliefs: list[np.ndarray], u: int, v: int) -> np.ndarray:
+        """P(X_u = a, X_v = b | evidence) [B, K, K] for adjacent local nodes u, v, from calibrated beliefs."""
         key = (min(u, v), max(u, v))
         if key not in self.pair_bag:
             raise ValueError(f"nodes {self.nodes[u]} and {self.nodes[v]} share no bag (not adjacent)")
         b, i, j = self.pair_bag[key]
-        t = self.calibrate()[b][0].sum(axis=tuple(k for k in range(len(self.bags[b])) if k not in (i, j)))
-        return t if u < v else t.T
+        t = beliefs[b].sum(axis=tuple(1 + k for k in range(len(self.bags[b])) if k not in (i, j)))
+        return t if u < v else t.transpose(0, 2, 1)
+
+    def pair_marginal(self, u: int, v: int) -> np.ndarray:
+        """Prior P(X_u = a, X_v = b) [K, K] for adjacent local nodes u, v."""
+        return self.pair_table(self.calibrate(), u, v)[0]
 
     def sample(self, R: int, rng: np.random.Generator) -> np.ndarray:
         """R exact samples [R, n_c] by the chain rule over the bag tree."""

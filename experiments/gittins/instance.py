@@ -94,6 +94,7 @@ def build_instance(
     exact: bool,
     roots: list[int] | None = None,
     label_prior: np.ndarray | None = None,
+    root_ties: str = "smallest",
 ) -> Instance:
     inference = GraphInference(mrf, graph)
     if label_prior is not None:
@@ -101,7 +102,7 @@ def build_instance(
     frontier = (
         Frontier.given(graph, roots)
         if roots is not None
-        else Frontier.designate(graph, inference.marginals() @ reward)
+        else Frontier.designate(graph, inference.marginals() @ reward, root_ties)
     )
     realisations = None if exact else inference.sample(samples, rng)
     return Instance(

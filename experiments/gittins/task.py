@@ -9,6 +9,11 @@ every rank and device count and every policy sees the same realisations.
 Bad input fails here, before any compute: a beta outside (0, 1), a label prior or reward of the
 wrong length or a prior not summing to 1 (pydantic, at config validation), and, when the task is
 built, an edge list that does not parse, a self-loop, roots that are not one per component.
+
+Each component's designated root is its node of largest marginal expected reward; exact ties go to
+the smallest node id (``root_ties: smallest``) or, as in the paper's code, to the largest
+(``root_ties: largest``) [R]: the paper does not say, and the choice changes the instance whenever
+two nodes tie (e.g. symmetric MRFs).
 """
 
 from typing import Annotated, ClassVar, Literal
@@ -49,7 +54,9 @@ class Block(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    graph: Literal["random_tree", "forest", "tree_plus_edges", "networkx", "edge_list", "sexual_network"]
+    graph: Literal[
+        "random_tree", "forest", "tree_plus_edges", "path", "networkx", "edge_list", "sexual_network"
+    ]
     count: PositiveInt = 1  # instances in the family
     nodes: tuple[PositiveInt, PositiveInt] = (10, 10)  # n drawn uniformly in [lo, hi] (generated graphs)
     labels: Annotated[int, Field(ge=2)] = 2  # K = |Sigma|
@@ -104,10 +111,12 @@ class GittinsTask(Task):
         blocks: Annotated[list[Block], Field(min_length=1)],
         samples: PositiveInt = 200,
         exact_up_to: Annotated[int, Field(ge=0, le=MAX_EXACT_NODES)] = MAX_EXACT_NODES,
+        root_ties: Literal["smallest", "largest"] = "smallest",
         seed: int = 0,
     ):
         super().__init__(seed)
         self.blocks, self.samples, self.exact_up_to = blocks, samples, exact_up_to
+        self.root_ties = root_ties
         self.fixed = {}  # block index -> parsed graph, checked now (before any compute)
         for b, block in enumerate(blocks):
             if block.graph in FIXED:
@@ -143,6 +152,8 @@ class GittinsTask(Task):
             graph = self.fixed[b]
         elif block.graph == "random_tree":
             graph = random_recursive_tree(n, rng)
+        elif block.graph == "path":
+            graph = nx.path_graph(n)
         elif block.graph == "forest":
             graph = random_forest(
                 n, int(rng.integers(block.removed_edges[0], block.removed_edges[1] + 1)), rng
@@ -153,8 +164,12 @@ class GittinsTask(Task):
         nu, npair = n_theta(K, d)
         return graph, c, (rng.normal(0, block.theta_scale, nu), rng.normal(0, block.theta_scale, npair))
 
+    def family(self, index: int) -> int:
+        """The block instance ``index`` belongs to."""
+        return int(np.searchsorted(self.starts, index, side="right") - 1)
+
     def make(self, index: int) -> Instance:
-        b = int(np.searchsorted(self.starts, index, side="right") - 1)
+        b = self.family(index)
         block, j = self.blocks[b], index - int(self.starts[b])
         rng = self.rng(index, "graph")
         graph, c, (theta_u, theta_p) = self._graph(b, block, rng)
@@ -173,6 +188,7 @@ class GittinsTask(Task):
             samples=self.samples,
             exact=exact,
             roots=block.roots,
+            root_ties=self.root_ties,
             label_prior=block.label_prior,
         )
 

@@ -7,12 +7,13 @@ runs one on its own, at a given p.
 
 Evaluation is exact (the greedy joint policy tabulated and evaluated by DP) against the DP
 cooperative optimum. Replicas = the task's instances. DDP: each rank trains all replicas on its
-own games (RNG from (seed, rank)); DDP averages gradients (data-parallel RL).
+own games (streams seeded by (seed, rank)); DDP averages gradients (data-parallel RL). Randomness:
+the named streams ``self.rng("games")``, ``"exploration"`` and ``"replay"``; the games and the replay
+buffer are the ``learner_state`` (exact resume after any step).
 """
 
 from typing import Annotated
 
-import numpy as np
 import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 from torch.utils.data import DataLoader
@@ -20,37 +21,47 @@ from torch.utils.data import DataLoader
 from experiments.contracts.coin_game_dp import build_model, cooperative, start_distribution
 from modules.base import AtlasModule
 from modules.contracts.coin_learners import Games, LearnerPhase
-from modules.contracts.single_thread import SingleThreaded
+from modules.rl import LinearSchedule
 
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
-class CoinSharingBaseline(SingleThreaded, AtlasModule):
+class CoinSharingBaseline(AtlasModule):
     """Independent DQN learners paid a constant share of welfare (0 = plain selfish learners)."""
 
     needs = "coin_game"
     models = ("mlp",)
     stages = ("fit", "test")
 
-    def __init__(self, task, model=None, proportion: Fraction = 0.0, updates: PositiveInt = 3000,
-                 games: PositiveInt = 16, batch_size: PositiveInt = 256, lr: PositiveFloat = 1e-3,
-                 lr_final: PositiveFloat = 1e-4, epsilon: Fraction = 0.4, epsilon_final: Fraction = 0.0,
-                 target_every: PositiveInt = 100, grad_clip: PositiveFloat = 10.0, buffer_size: PositiveInt = 100000):
+    def __init__(
+        self,
+        task,
+        model=None,
+        proportion: Fraction = 0.0,
+        updates: PositiveInt = 3000,
+        games: PositiveInt = 16,
+        batch_size: PositiveInt = 256,
+        lr: PositiveFloat = 1e-3,
+        lr_final: PositiveFloat = 1e-4,
+        epsilon: Fraction = 0.4,
+        epsilon_final: Fraction = 0.0,
+        target_every: PositiveInt = 100,
+        grad_clip: PositiveFloat = 10.0,
+        buffer_size: PositiveInt = 100000,
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         self.automatic_optimization = False
         self.spec, R = task.spec, task.n_instances
         self.dp, self.start = build_model(self.spec), start_distribution(self.spec)
-        torch.manual_seed(int(np.random.SeedSequence([task.seed, 13]).generate_state(1)[0]))
-        self.learners = LearnerPhase("sharing" if proportion > 0 else "selfish", self.spec, model, R, buffer_size,
-                                     share=proportion)
+        self.learners = LearnerPhase(
+            "sharing" if proportion > 0 else "selfish", self.spec, model, R, buffer_size, share=proportion
+        )
         self.games = Games(self.spec, R, games)
-        self.rng = np.random.default_rng([task.seed, 0])
+        self.epsilon = LinearSchedule(epsilon, epsilon_final, max(updates - 1, 1))
 
     def setup(self, stage: str) -> None:
-        super().setup(stage)
-        self.rng = np.random.default_rng([self.task.seed, self.global_rank])
-        self.games.reset(seed=int(self.rng.integers(2**31)))
+        self.games.reset(seed=int(self.rng("games").integers(2**31)))
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(range(self.hparams.updates), batch_size=None)
@@ -58,12 +69,17 @@ class CoinSharingBaseline(SingleThreaded, AtlasModule):
     def configure_optimizers(self):
         hp = self.hparams
         optimizer = torch.optim.Adam(self.learners.parameters(), lr=hp.lr)
-        return [optimizer], [torch.optim.lr_scheduler.ExponentialLR(optimizer, (hp.lr_final / hp.lr) ** (1 / hp.updates))]
+        return [optimizer], [
+            torch.optim.lr_scheduler.ExponentialLR(optimizer, (hp.lr_final / hp.lr) ** (1 / hp.updates))
+        ]
 
-    def training_step(self, step, batch_idx):
+    def training_step(self, batch, step):
+        # ``step`` = Lightning's batch index, which continues across a resume (a restarted plain
+        # dataloader yields its items from the start again, so the batch itself is not the step)
         hp = self.hparams
-        epsilon = hp.epsilon + (hp.epsilon_final - hp.epsilon) * step / max(hp.updates - 1, 1)
-        loss = self.learners.step(self.games, epsilon, self.rng, hp.batch_size)
+        loss = self.learners.step(
+            self.games, self.epsilon(step), self.rng("exploration"), hp.batch_size, self.rng("replay")
+        )
         if loss is not None:
             optimizer = self.optimizers()
             optimizer.zero_grad()
@@ -79,24 +95,25 @@ class CoinSharingBaseline(SingleThreaded, AtlasModule):
         index, _ = batch
         if batch_idx == 0:
             self.results = self.learners.evaluate(self.dp, self.start)
-            self.coop = self.start @ cooperative(self.dp, "first").welfare[0]
-        self.record(index, welfare=self.results["welfare"][index], payments=self.results["payments"][index],
-                    coop=self.coop)
+            self.coop = self.start @ cooperative(self.dp).welfare[0]  # the optimum's welfare (any tie rule)
+        self.record(
+            index,
+            welfare=self.results["welfare"][index],
+            payments=self.results["payments"][index],
+            coop=self.coop,
+        )
 
     def summarize(self, rows):
-        return {"coin_baseline/welfare": rows["welfare"].mean(),
-                "coin_baseline/welfare_ratio": rows["welfare"].mean() / rows["coop"][0],
-                "coin_baseline/welfare_ratio_max": rows["welfare"].max() / rows["coop"][0],
-                "coin_baseline/payment_share": self.hparams.proportion}
+        return {
+            "coin_baseline/welfare": rows["welfare"].mean(),
+            "coin_baseline/welfare_ratio": rows["welfare"].mean() / rows["coop"][0],
+            "coin_baseline/welfare_ratio_max": rows["welfare"].max() / rows["coop"][0],
+            "coin_baseline/payment_share": self.hparams.proportion,
+        }
 
-    def on_save_checkpoint(self, checkpoint) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["contracts"] = {"rng": self.rng.bit_generator.state, "games": self.games.state_dict(),
-                                   "buffer": self.learners.dqn.buffer.state_dict()}
+    def learner_state(self) -> dict:
+        return {"games": self.games.state_dict(), "buffer": self.learners.dqn.buffer.state_dict()}
 
-    def on_load_checkpoint(self, checkpoint) -> None:
-        super().on_load_checkpoint(checkpoint)
-        saved = checkpoint["contracts"]
-        self.rng.bit_generator.state = saved["rng"]
-        self.games.load_state_dict(saved["games"])
-        self.learners.dqn.buffer.load_state_dict(saved["buffer"])
+    def load_learner_state(self, state: dict) -> None:
+        self.games.load_state_dict(state["games"])
+        self.learners.dqn.buffer.load_state_dict(state["buffer"])

@@ -23,6 +23,7 @@ from experiments.contracts.coin_game import CoinGameEnv, CoinGameSpec, observe
 from experiments.contracts.coin_game_dp import CoinModel, evaluate, occupancy
 from modules.buffers import ReplayBuffer
 from modules.nets import Ensemble
+from modules.rl import hard_update
 
 N_MOVES = 4
 KINDS = ("contract", "selfish", "sharing")
@@ -48,8 +49,11 @@ def exact_play(model: CoinModel, start: np.ndarray, policy: np.ndarray, paid: np
     ``paid`` [H, S, 2], and its state occupancy [H, S], all exact."""
     spec = model.spec
     d = occupancy(model, policy, start)
-    return {"welfare": float(start @ evaluate(model, policy)[0].sum(-1)),
-            "payments": float(spec.gamma ** np.arange(spec.horizon) @ (d * paid.sum(-1)).sum(1)), "occupancy": d}
+    return {
+        "welfare": float(start @ evaluate(model, policy)[0].sum(-1)),
+        "payments": float(spec.gamma ** np.arange(spec.horizon) @ (d * paid.sum(-1)).sum(1)),
+        "occupancy": d,
+    }
 
 
 @torch.no_grad()
@@ -57,8 +61,13 @@ def greedy_tables(spec: CoinGameSpec, q_of, chunk: int = 8192) -> np.ndarray:
     """A greedy policy at every (t, s): ``q_of(features [N, 2, F], t [N], s [N])`` returns Q-values
     [R, N, 2, 4] of R replicas   -> actions [R, H, S, 2]."""
     t, s = np.divmod(np.arange(spec.horizon * spec.n_states), spec.n_states)
-    parts = [q_of(features(spec, s[k:k + chunk], t[k:k + chunk]), t[k:k + chunk], s[k:k + chunk]).argmax(-1).cpu().numpy()
-             for k in range(0, t.size, chunk)]
+    parts = [
+        q_of(features(spec, s[k : k + chunk], t[k : k + chunk]), t[k : k + chunk], s[k : k + chunk])
+        .argmax(-1)
+        .cpu()
+        .numpy()
+        for k in range(0, t.size, chunk)
+    ]
     return np.concatenate(parts, 1).reshape(parts[0].shape[0], spec.horizon, spec.n_states, 2).astype(np.int8)
 
 
@@ -80,8 +89,9 @@ class Games:
     def play(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """Step with actions [R, games, 2] -> (rewards [R, games, 2], next states, episode over); a
         finished episode restarts."""
-        _, rewards, _, truncations, _ = self.env.step({"red": actions[..., 0].reshape(-1),
-                                                       "blue": actions[..., 1].reshape(-1)})
+        _, rewards, _, truncations, _ = self.env.step(
+            {"red": actions[..., 0].reshape(-1), "blue": actions[..., 1].reshape(-1)}
+        )
         r = np.stack([rewards["red"], rewards["blue"]], -1).reshape(self.replicas, -1, 2)
         s2 = self.env.state().reshape(self.replicas, -1)
         done = bool(truncations["red"][0])
@@ -93,14 +103,16 @@ class Games:
         return {"state": self.env.state(), "t": self.env.t, "rng": self.env.np_random.bit_generator.state}
 
     def load_state_dict(self, saved: dict) -> None:
-        self.env.set_state(saved["state"], saved["t"])
+        """Restore :meth:`state_dict` (arrays may come back as tensors from a checkpoint)."""
+        self.env.set_state(np.asarray(saved["state"]), int(saved["t"]))
         self.env.np_random.bit_generator.state = saved["rng"]
 
 
 def store(buffer: ReplayBuffer, s, t, a, r, s2, done: bool) -> None:
     """Add one step of every game (s, t [R, G]; a, r [R, G, 2]) as G rows of R replicas each."""
-    buffer.add(s=s.T, t=t[0], a=a.transpose(1, 0, 2), r=r.transpose(1, 0, 2), s2=s2.T,
-               done=np.full(s.shape[1], done))
+    buffer.add(
+        s=s.T, t=t[0], a=a.transpose(1, 0, 2), r=r.transpose(1, 0, 2), s2=s2.T, done=np.full(s.shape[1], done)
+    )
 
 
 def unpack(batch: dict[str, np.ndarray], device=None):
@@ -129,18 +141,25 @@ class IndependentDQN(nn.Module):
     def values(self, x: torch.Tensor, target: bool = False) -> torch.Tensor:
         """Q-values of inputs [R, N, 2, in]   -> [R, N, 2, 4]."""
         R, N = x.shape[:2]
-        members = x.to(self.device).permute(0, 2, 1, 3).reshape(2 * R, N, -1)                  # member (r, i) sees x[r, :, i]
+        members = x.to(self.device).permute(0, 2, 1, 3).reshape(2 * R, N, -1)  # member (r, i) sees x[r, :, i]
         out = (self.q_target if target else self.q)(members)
         return out.reshape(R, 2, N, N_MOVES).permute(0, 2, 1, 3)
 
     @torch.no_grad()
     def act(self, x: torch.Tensor, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-        greedy = self.values(x).argmax(-1).cpu().numpy()                         # [R, N, 2]
+        greedy = self.values(x).argmax(-1).cpu().numpy()  # [R, N, 2]
         explore = rng.random(greedy.shape) < epsilon
         return np.where(explore, rng.integers(0, N_MOVES, greedy.shape), greedy)
 
-    def loss(self, x: torch.Tensor, a: torch.Tensor, reward: torch.Tensor, x2: torch.Tensor,
-             live: torch.Tensor, gamma: float) -> torch.Tensor:
+    def loss(
+        self,
+        x: torch.Tensor,
+        a: torch.Tensor,
+        reward: torch.Tensor,
+        x2: torch.Tensor,
+        live: torch.Tensor,
+        gamma: float,
+    ) -> torch.Tensor:
         """Huber TD loss of every member on its own transitions (x [R, B, 2, in], a/reward [R, B, 2])."""
         with torch.no_grad():
             y = reward + gamma * live[..., None] * self.values(x2, target=True).amax(-1)
@@ -148,20 +167,25 @@ class IndependentDQN(nn.Module):
         return F.smooth_l1_loss(q, y, reduction="none").mean((1, 2)).sum()
 
     def sync(self) -> None:
-        self.q_target.load_state_dict(self.q.state_dict())
+        hard_update(self.q_target, self.q)
 
 
 class LearnerPhase(nn.Module):
     """Fresh independent learners in the ``kind`` world (see the module docstring)."""
 
-    def __init__(self, kind: str, spec: CoinGameSpec, model, replicas: int, buffer_size: int, share: float = 0.0):
+    def __init__(
+        self, kind: str, spec: CoinGameSpec, model, replicas: int, buffer_size: int, share: float | None = 0.0
+    ):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"learner kind must be one of {KINDS}, got {kind!r}")
         self.kind, self.spec, self.replicas, self.share = kind, spec, replicas, share
-        self.dqn = IndependentDQN(model, replicas, feature_size(spec) + N_MOVES * (kind == "contract"), buffer_size)
-        self.rec: np.ndarray | None = None     # contract world: the frozen recommendation [R, H, S, 2]
-        self.pay: np.ndarray | None = None     # ... and what following it pays               [R, H, S, 2]
+        self.dqn = IndependentDQN(
+            model, replicas, feature_size(spec) + N_MOVES * (kind == "contract"), buffer_size
+        )
+        self.rec: np.ndarray | None = None  # contract world: the frozen recommendation [R, H, S, 2]
+        self.pay: np.ndarray | None = None  # ... and what following it pays               [R, H, S, 2]
+        # sharing world: p (None until the budget is known)
 
     def recommendation(self, s: np.ndarray, t: np.ndarray) -> np.ndarray:
         """The principal's recommendation at states s [R, N], times t [R, N]   -> [R, N, 2]."""
@@ -170,7 +194,9 @@ class LearnerPhase(nn.Module):
     def inputs(self, s: np.ndarray, t: np.ndarray) -> torch.Tensor:
         device = self.dqn.device
         x = features(self.spec, s, t, device)
-        return torch.cat([x, one_hot(self.recommendation(s, t), device)], -1) if self.kind == "contract" else x
+        return (
+            torch.cat([x, one_hot(self.recommendation(s, t), device)], -1) if self.kind == "contract" else x
+        )
 
     def reward(self, s: np.ndarray, t: np.ndarray, a: np.ndarray, r: np.ndarray) -> np.ndarray:
         """Game rewards r [R, N, 2] plus what this world pays on top."""
@@ -186,12 +212,20 @@ class LearnerPhase(nn.Module):
         r, s2, done = games.play(a)
         store(self.dqn.buffer, s, t, a, self.reward(s, t, a, r), s2, done)
 
-    def step(self, games: Games, epsilon: float, rng: np.random.Generator, batch_size: int) -> torch.Tensor | None:
-        """Play one step of every game and return the TD loss of a replay batch (None until it fills)."""
-        self.collect(games, epsilon, rng)
+    def step(
+        self,
+        games: Games,
+        epsilon: float,
+        explore: np.random.Generator,
+        batch_size: int,
+        replay: np.random.Generator,
+    ) -> torch.Tensor | None:
+        """Play one step of every game (ε-greedy from ``explore``) and return the TD loss of a replay
+        batch drawn with ``replay`` (None until the buffer holds a batch)."""
+        self.collect(games, epsilon, explore)
         if len(self.dqn.buffer) < batch_size:
             return None
-        return self.loss(self.dqn.buffer.sample(batch_size, rng))
+        return self.loss(self.dqn.buffer.sample(batch_size, replay))
 
     def loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
         s, t, a, r, s2, live = unpack(batch, self.dqn.device)
@@ -209,16 +243,18 @@ class LearnerPhase(nn.Module):
                 x = torch.cat([x, one_hot(self.recommendation(ss, tt), x.device)], -1)
             return self.dqn.values(x)
 
-        actions = greedy_tables(self.spec, q_of)                                 # [R, H, S, 2]
+        actions = greedy_tables(self.spec, q_of)  # [R, H, S, 2]
         results = []
         for r in range(R):
             policy = actions[r, ..., 0] * N_MOVES + actions[r, ..., 1]
             if self.kind == "contract":
-                followed = actions[r] == self.rec[r]                              # [H, S, 2]
+                followed = actions[r] == self.rec[r]  # [H, S, 2]
                 result = exact_play(model, start, policy, self.pay[r] * followed)
-                result["followed"] = float((result["occupancy"] * followed.mean(-1)).sum() / self.spec.horizon)
+                result["followed"] = float(
+                    (result["occupancy"] * followed.mean(-1)).sum() / self.spec.horizon
+                )
             else:
                 result = exact_play(model, start, policy, np.zeros((*policy.shape, 2)))
-                result["payments"] = self.share * result["welfare"]               # p · welfare (0 if selfish)
+                result["payments"] = self.share * result["welfare"]  # p · welfare (0 if selfish)
             results.append(result)
         return {key: np.array([x[key] for x in results]) for key in results[0] if key != "occupancy"}

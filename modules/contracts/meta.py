@@ -17,21 +17,21 @@ a_p), and that the two-action closed form equals the LP at every two-action stat
 DDP: trees are sharded over ranks; each rank solves its own trees.
 """
 
-
 from typing import Annotated
 
-import matplotlib
 import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveInt
 
 from experiments.contracts.contract import Contract, min_pay_lp, two_action_contract
 from experiments.contracts.mdp import PrincipalAgentMDP
-from experiments.contracts.spe import (ContractPolicy, ContractSolver, agent_best_response, backward_induction,
-                                       principal_best_response)
+from experiments.contracts.spe import (
+    ContractPolicy,
+    ContractSolver,
+    agent_best_response,
+    backward_induction,
+    principal_best_response,
+)
 from modules.base import AtlasModule
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 class MemoSolver:
@@ -48,16 +48,17 @@ class MemoSolver:
         return self.cache[key]
 
 
-def meta_algorithm(mdp: PrincipalAgentMDP, xi: float = 0.0, max_iterations: int = 50,
-                   solver: ContractSolver = min_pay_lp) -> tuple[ContractPolicy, int, np.ndarray]:
+def meta_algorithm(
+    mdp: PrincipalAgentMDP, xi: float = 0.0, max_iterations: int = 50, solver: ContractSolver = min_pay_lp
+) -> tuple[ContractPolicy, int, np.ndarray]:
     """Alternating best responses from ρ = 0. Returns (ρ, rounds run, the principal's utility against the
     exactly best-responding agent after every round [rounds])."""
     solver = MemoSolver(solver)
     rho = ContractPolicy(np.zeros(mdp.n_states, dtype=int), np.zeros((mdp.n_states, mdp.n_outcomes)))
     utilities = []
     for k in range(1, max_iterations + 1):
-        agent = agent_best_response(mdp, rho)                          # π ← BR(ρ): fixes Q̄
-        new, _, _ = principal_best_response(mdp, agent.Qbar, xi, solver)   # ρ ← BR(π)
+        agent = agent_best_response(mdp, rho)  # π ← BR(ρ): fixes Q̄
+        new, _, _ = principal_best_response(mdp, agent.Qbar, xi, solver)  # ρ ← BR(π)
         utilities.append(agent_best_response(mdp, new).principal_utility)
         if new.same_as(rho):
             return new, k, np.array(utilities)
@@ -89,8 +90,14 @@ class MetaAlgorithm(AtlasModule):
     models = ("none",)
     stages = ("test",)
 
-    def __init__(self, task, model=None, xi: NonNegativeFloat = 0.0,
-                 max_iterations: Annotated[int, Field(ge=2)] = 50, curve_length: PositiveInt = 12):
+    def __init__(
+        self,
+        task,
+        model=None,
+        xi: NonNegativeFloat = 0.0,
+        max_iterations: Annotated[int, Field(ge=2)] = 50,
+        curve_length: PositiveInt = 12,
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
 
@@ -101,17 +108,27 @@ class MetaAlgorithm(AtlasModule):
         oracle = agent_best_response(mdp, spe.policy)
         rho, rounds, utilities = meta_algorithm(mdp, xi, self.hparams.max_iterations)
         gap, checks = closed_form_gap(mdp, spe.Qbar, xi)
-        curve = np.full(self.hparams.curve_length, utilities[-1])          # padded with the fixed point
-        curve[:min(rounds, curve.size)] = utilities[:curve.size]
-        self.record(index, depth=mdp.depth, states=mdp.n_states, actions=mdp.n_actions, outcomes=mdp.n_outcomes,
-                    gamma=mdp.gamma, spe_value=spe.principal_utility, meta_value=utilities[-1],
-                    value_gap=abs(utilities[-1] - spe.principal_utility),
-                    oracle_gap=abs(oracle.principal_utility - spe.principal_utility),
-                    same_actions=float(np.array_equal(rho.action, spe.policy.action)),
-                    rounds=rounds, excess_rounds=rounds - (mdp.depth + 1),
-                    closed_form_gap=gap, closed_form_checks=checks,
-                    effort_share=float(np.mean(spe.response != np.argmax(spe.Qbar, 1))),
-                    curve=np.abs(curve - spe.principal_utility))
+        curve = np.full(self.hparams.curve_length, utilities[-1])  # padded with the fixed point
+        curve[: min(rounds, curve.size)] = utilities[: curve.size]
+        self.record(
+            index,
+            depth=mdp.depth,
+            states=mdp.n_states,
+            actions=mdp.n_actions,
+            outcomes=mdp.n_outcomes,
+            gamma=mdp.gamma,
+            spe_value=spe.principal_utility,
+            meta_value=utilities[-1],
+            value_gap=abs(utilities[-1] - spe.principal_utility),
+            oracle_gap=abs(oracle.principal_utility - spe.principal_utility),
+            same_actions=float(np.array_equal(rho.action, spe.policy.action)),
+            rounds=rounds,
+            excess_rounds=rounds - (mdp.depth + 1),
+            closed_form_gap=gap,
+            closed_form_checks=checks,
+            effort_share=float(np.mean(spe.response != np.argmax(spe.Qbar, 1))),
+            curve=np.abs(curve - spe.principal_utility),
+        )
 
     def summarize(self, rows):
         self.plot_convergence(rows)
@@ -129,12 +146,18 @@ class MetaAlgorithm(AtlasModule):
         }
 
     def plot_convergence(self, rows) -> None:
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(figsize=(5, 3.5))
         rounds = np.arange(1, rows["curve"].shape[1] + 1)
         for depth in np.unique(rows["depth"]):
             gaps = rows["curve"][rows["depth"] == depth]
             ax.plot(rounds, np.maximum(gaps.max(0), 1e-16), marker="o", label=f"depth {int(depth)}")
-        ax.set(yscale="log", xlabel="round k", ylabel="max |V^p_k - V^p_SPE|",
-               title="Meta-algorithm vs backward induction")
+        ax.set(
+            yscale="log",
+            xlabel="round k",
+            ylabel="max |V^p_k - V^p_SPE|",
+            title="Meta-algorithm vs backward induction",
+        )
         ax.legend(fontsize=7)
         self.save_figure(fig, "meta_convergence")

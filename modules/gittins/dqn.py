@@ -16,9 +16,13 @@ exact sample from the instance's MRF, never the evaluation realisations. After t
 ``dqn`` among the policies.
 
 Lightning: one ``training_step`` = one environment step + one gradient step (automatic
-optimisation; no step until the buffer holds a batch). DDP: every rank runs its own episodes and
-replay buffer (RNG from (seed, rank)) and DDP averages the gradients -- data-parallel RL;
-evaluation shards the instances over ranks.
+optimisation; no step until the buffer holds a batch). Randomness: the named streams
+``self.rng("episodes")`` (each episode's labels), ``"exploration"`` (epsilon-greedy) and ``"replay"``
+(minibatches); the replay buffer, episode counter, epsilon and the running episode are the
+``learner_state`` of the checkpoint, so a run stopped after any step resumes exactly and can be
+evaluated at any step. DDP: every rank runs its own episodes and replay buffer (streams seeded by
+(seed, rank)) and DDP averages the gradients -- data-parallel RL; evaluation shards the instances
+over ranks.
 """
 
 import copy
@@ -32,9 +36,10 @@ from torch.utils.data import DataLoader
 
 from experiments.gittins.frontier import FrontierState, one_hot_argmax
 from experiments.gittins.instance import Instance
-from modules.base import arrays_to_tensors, tensors_to_arrays
+from modules.base import tensors_to_arrays
 from modules.buffers import ReplayBuffer
 from modules.gittins.solver import FrontierPolicies
+from modules.rl import hard_update, td_target
 
 Probability = Annotated[float, Field(ge=0, le=1)]
 
@@ -155,10 +160,6 @@ class FrontierDQN(FrontierPolicies):
         self.buffer = ReplayBuffer(buffer_size)
         self.updates = episodes * sum(inst.n for inst in self.train_set)  # episodes per instance
         self.episode, self.epsilon, self.env = 0, epsilon, None
-        self.rng = np.random.default_rng([task.seed, 0, 3])  # replaced per rank in setup
-
-    def setup(self, stage: str) -> None:
-        self.rng = np.random.default_rng([self.task.seed, self.global_rank, 3])
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(range(self.updates), batch_size=None)
@@ -176,15 +177,16 @@ class FrontierDQN(FrontierPolicies):
             inst = self.train_set[i]
             self.env = {
                 "instance": i,
-                "labels": inst.inference.sample(1, self.rng)[0],
+                "labels": inst.inference.sample(1, self.rng("episodes"))[0],
                 "status": np.full(inst.n, -1),
                 "allowed": inst.frontier.is_root.copy(),
             }
         env = self.env
         inst = self.train_set[env["instance"]]
         status, allowed = env["status"], env["allowed"]
-        if self.rng.random() < self.epsilon:
-            v = int(self.rng.choice(np.flatnonzero(allowed)))
+        explore = self.rng("exploration")
+        if explore.random() < self.epsilon:
+            v = int(explore.choice(np.flatnonzero(allowed)))
         else:
             with torch.no_grad():
                 q = q_values(self.net, self.inputs[env["instance"]], status[None])[0].cpu().numpy()
@@ -207,7 +209,7 @@ class FrontierDQN(FrontierPolicies):
             self.env, self.episode = None, self.episode + 1
             self.epsilon = max(self.hparams.epsilon_final, self.epsilon * self.hparams.epsilon_decay)
             if self.episode % self.hparams.target_every == 0:
-                self.target.load_state_dict(self.net.state_dict())
+                hard_update(self.target, self.net)
 
     def td_loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
         """Mean squared TD error; the batch's graphs go through the network as one disjoint union."""
@@ -233,9 +235,8 @@ class FrontierDQN(FrontierPolicies):
             )
             done = torch.as_tensor(batch["done"], device=dev)
             beta = torch.as_tensor([inst.beta for inst in insts], dtype=torch.float32, device=dev)
-            y = torch.as_tensor(batch["reward"], dtype=torch.float32, device=dev) + beta * torch.where(
-                done, 0.0, best
-            )
+            reward = torch.as_tensor(batch["reward"], dtype=torch.float32, device=dev)
+            y = td_target(reward, done, torch.where(done, 0.0, best), beta)  # -inf-free at terminal states
         return F.mse_loss(q_sa, y)
 
     def training_step(self, step, batch_idx):
@@ -243,28 +244,31 @@ class FrontierDQN(FrontierPolicies):
         self.log("train/epsilon", self.epsilon)
         if len(self.buffer) < self.hparams.batch_size:
             return None
-        loss = self.td_loss(self.buffer.sample(self.hparams.batch_size, self.rng))
+        loss = self.td_loss(self.buffer.sample(self.hparams.batch_size, self.rng("replay")))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    # ---- exact resume: exploration RNG, replay, episode state (numpy arrays travel as tensors:
-    # the launcher loads checkpoints with weights_only=True) ---------------------------------
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["frontier_dqn"] = arrays_to_tensors(
-            {
-                "rng": self.rng.bit_generator.state,
-                "buffer": self.buffer.state_dict(),
-                "episode": self.episode,
-                "epsilon": self.epsilon,
-                "env": self.env,
-            }
-        )
+    def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
+        """Adds the DQN's place between random and Gittins: the share of the gap it closes, and its
+        paired difference to greedy."""
+        out = super().summarize(rows)
+        if {"dqn", "gittins", "random"} <= set(self.policies):
+            v = {p: rows[f"{p}/discounted"].mean() for p in ("dqn", "gittins", "random")}
+            out["dqn/gap_closed"] = (v["dqn"] - v["random"]) / max(v["gittins"] - v["random"], 1e-12)
+        if "greedy" in self.policies:
+            out["dqn/minus_greedy"] = np.mean(rows["dqn/discounted"] - rows["greedy/discounted"])
+        return out
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        state = tensors_to_arrays(checkpoint["frontier_dqn"])
-        self.rng.bit_generator.state = state["rng"]
+    # ---- exact resume: replay, episode counter, epsilon and the running episode ---------------
+    def learner_state(self) -> dict:
+        return {
+            "buffer": self.buffer.state_dict(),
+            "episode": self.episode,
+            "epsilon": self.epsilon,
+            "env": self.env,
+        }
+
+    def load_learner_state(self, state: dict) -> None:
         self.buffer.load_state_dict(state["buffer"])
-        self.episode, self.epsilon, self.env = state["episode"], state["epsilon"], state["env"]
-
+        self.episode, self.epsilon = state["episode"], state["epsilon"]
+        self.env = tensors_to_arrays(state["env"])

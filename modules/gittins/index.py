@@ -30,9 +30,11 @@ independent arms), which tests check against dynamic programming. Rewards are sh
 first (every policy tests all n nodes, so a constant shift adds the same sum_t beta^t r_min to every
 policy's value and changes no decision), which makes any real reward vector admissible.
 
-Cost: a node's grid has O(K * subtree) points, so time is O(n^2 K^2) in the worst case (a path)
-and O(n log n K^2) on random recursive trees; the oracle is asked once per node (K^2 numbers per
-non-root, K per root); a child's function is dropped once its parent is built.
+Cost: a non-root's grid has at most 2 + K * |subtree| points, so the work (``work``: table entries
+built) is O(n^2 K^2) in the worst case (a path) and O(n log n K^2) on random recursive trees; the
+oracle is asked once per node (K^2 numbers per non-root, K per root). A child's function is dropped
+once its parent is built, so the live functions belong to disjoint subtrees and hold at most
+(K + 1)(K + 2) n floats (``memory_bound``) -- linear in n, within the paper's O(n^2 K) space.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class GittinsIndices:
     root: np.ndarray  # [n] M_rho for roots (NaN elsewhere)
     value: float  # optimal expected discounted reward of the forest, V = Phi_roots(0)
     peak_floats: int  # most floats held by live piecewise-linear functions at any time
+    work: int  # table entries built (union grids, slope products, h, phi): the operation count
 
 
 def _check_distribution(q: np.ndarray, K: int, what: str) -> np.ndarray:
@@ -93,12 +96,18 @@ def _segment(grid: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.searchsorted(grid[:-1], points, side="right") - 1
 
 
+def memory_bound(n: int, K: int) -> int:
+    """Most floats the live functions can hold: disjoint subtrees of total size <= n, each function
+    (K + 1) rows of at most 2 + K * |subtree| numbers."""
+    return (K + 1) * (K + 2) * n
+
+
 def _retirement_functions(
     q: np.ndarray, kids: list[tuple[np.ndarray, np.ndarray]], r: np.ndarray, beta: float, B: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Build phi_v^sigma for every row sigma of ``q`` [S, K] from the children's (grid, slopes).
 
-    Returns the indices M [S], and phi's grid x [L] and slopes D [S, L-1].
+    Returns the indices M [S], phi's grid x [L] and slopes D [S, L-1], and the table entries built.
     """
     K = q.shape[1]
     # (2): G[a, j] = prod_c phi_c^a'(k) on the union grid; Phi^a(x_i) = B - sum_{j >= i} G[a, j] dx_j
@@ -126,7 +135,7 @@ def _retirement_functions(
     xn = np.unique(np.concatenate([x[x < M.max()], M, [B]]))
     on = _segment(x, xn[:-1])  # segment of x holding each new segment
     D = np.where(xn[None, 1:] <= M[:, None], dh[:, on], 1.0)
-    return M, xn, D
+    return M, xn, D, x.size + G.size * (len(kids) + 1) + 2 * h.size + xn.size + D.size
 
 
 def _leaf_functions(q: np.ndarray, r: np.ndarray, beta: float, B: float) -> tuple[np.ndarray, ...]:
@@ -175,7 +184,7 @@ def gittins_indices(
         M, x, D = _leaf_functions(q, r, beta, B)
         by_parent_label[leaves] = M
         live = {v: (x[i], D[i]) for i, v in enumerate(leaves)}
-    floats = peak = sum(g.size + s.size for g, s in live.values())
+    floats = peak = work = sum(g.size + s.size for g, s in live.values())
     for v in reversed(order):  # children before parents
         if v in live:
             continue
@@ -184,7 +193,8 @@ def gittins_indices(
         else:
             q = _check_distribution(oracle.conditional(v, parent[v]), K, f"P(X_{v} | X_{parent[v]})")
         kids = [live.pop(c) for c in children[v]]
-        M, x, D = _retirement_functions(q, kids, r, beta, B)
+        M, x, D, built = _retirement_functions(q, kids, r, beta, B)
+        work += built
         floats += x.size + D.size - sum(g.size + s.size for g, s in kids)
         peak = max(peak, floats)
         live[v] = (x, D)
@@ -199,4 +209,6 @@ def gittins_indices(
         G *= slopes[0, _segment(grid, x[:-1])]
     shifted_value = B - float(np.sum(G * np.diff(x)))
     value = shifted_value + reward.min() * (1.0 - beta**n) / (1.0 - beta)
-    return GittinsIndices(by_parent_label=by_parent_label, root=root, value=value, peak_floats=peak)
+    return GittinsIndices(
+        by_parent_label=by_parent_label, root=root, value=value, peak_floats=peak, work=work + G.size
+    )

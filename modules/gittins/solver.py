@@ -9,6 +9,14 @@ per instance and policy: expected discounted and undiscounted reward after k tes
 (curves), the final values, values at budgets k < n, and the fraction of the expected total
 reward ("positives" for binary labels) found with half the nodes tested.
 
+Every policy draws its coin flips from its own named stream ``task.rng(index, "policy/<name>")``, so
+adding or removing a policy never changes another's numbers. Paired comparisons are reported per
+graph family (``task.blocks``) with a 95% Student-t interval (:func:`modules.stats.paired_ci`):
+over instances when the family is evaluated exactly, over the pooled shared realisations
+otherwise. An instance *discriminates* when greedy and the Gittins policy (or greedy and the exact
+optimum, when it is computed) earn different values; the share of such instances is reported,
+since an instance on which greedy is already optimal cannot tell the policies apart.
+
 A solver: no training. Under DDP the instances shard over ranks; ``summarize`` sees all of them.
 """
 
@@ -23,8 +31,10 @@ from experiments.gittins.instance import Instance
 from experiments.gittins.rollout import rollout
 from modules.base import AtlasModule
 from modules.gittins.policies import POLICIES
+from modules.stats import paired_ci
 
-PolicyName = Literal["gittins", "greedy", "random", "optimal"]
+PolicyName = Literal["gittins", "gittins_replan", "greedy", "random", "optimal"]
+TIE = 1e-9  # values closer than this (relative to max(1, V)) count as equal
 
 
 def policy_steps(
@@ -62,7 +72,6 @@ class FrontierPolicies(AtlasModule):
         index, inst = batch
         n, width = inst.n, self.task.max_nodes
         discount = inst.beta ** np.arange(n)
-        rng = np.random.default_rng([self.task.seed, index, 2])  # randomised policies' coin flips
         half = int(np.ceil(n / 2))
         row = {
             "n": n,
@@ -70,11 +79,11 @@ class FrontierPolicies(AtlasModule):
             "labels": inst.K,
             "exact": float(inst.exact),
             "forest": float(inst.is_forest),
+            "family": self.task.family(index),
         }
-        sampled = {}
         for name in self.policies:
             policy = self.make_policy(name, inst)
-            steps, rewards = policy_steps(policy, inst, rng)
+            steps, rewards = policy_steps(policy, inst, self.task.rng(index, f"policy/{name}"))
             disc, undisc = np.cumsum(steps * discount), np.cumsum(steps)
             row |= {
                 f"{name}/discounted": disc[-1],
@@ -83,6 +92,10 @@ class FrontierPolicies(AtlasModule):
                 f"{name}/positives_at_half": undisc[half - 1],
                 f"{name}/curve_discounted": np.pad(disc, (0, width - n), mode="edge"),
                 f"{name}/curve_undiscounted": np.pad(undisc, (0, width - n), mode="edge"),
+                # [R] discounted reward per shared realisation (exact instances: the exact value R times)
+                f"{name}/samples": np.full(self.task.samples, disc[-1])
+                if rewards is None
+                else rewards @ discount,
             }
             for f in self.budgets:
                 k = max(1, int(np.ceil(f * n)))
@@ -90,27 +103,16 @@ class FrontierPolicies(AtlasModule):
                     f"{name}/discounted_at_{round(100 * f)}pct": disc[k - 1],
                     f"{name}/undiscounted_at_{round(100 * f)}pct": undisc[k - 1],
                 }
-            if rewards is not None:
-                sampled[name] = rewards @ discount  # [R] discounted reward per realisation
             if name == "gittins":
                 row["gittins/index_value"] = policy.indices.value
             if name == "optimal":
                 row["optimal/dp_value"] = policy.solution.value
-        if "gittins" in self.policies:  # paired differences Gittins - other, per instance
-            for other in self.policies:
-                if other == "gittins":
-                    continue
-                if inst.exact:
-                    diff, var, count = row["gittins/discounted"] - row[f"{other}/discounted"], 0.0, 1
-                else:
-                    d = sampled["gittins"] - sampled[other]
-                    diff, var, count = d.mean(), d.var(ddof=min(1, len(d) - 1)), len(d)
-                row |= {
-                    f"paired/gittins_minus_{other}": diff,
-                    f"paired/gittins_minus_{other}_var": var,
-                    f"paired/gittins_minus_{other}_count": count,
-                }
         self.record(index, **row)
+
+    def comparisons(self) -> list[tuple[str, str]]:
+        """(Gittins variant, baseline) pairs reported as paired differences."""
+        ours = [p for p in self.policies if p.startswith("gittins")]
+        return [(g, other) for g in ours for other in self.policies if other not in ours]
 
     def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
         out = {"instances": len(rows["n"]), "instances/exact": rows["exact"].sum()}
@@ -124,8 +126,16 @@ class FrontierPolicies(AtlasModule):
                 out[f"{name}/{key}"] = rows[f"{name}/{key}"].mean()
         if "optimal" in self.policies:
             out |= self._gaps_to_optimal(rows)
+        out |= self._discriminating(rows)
+        out |= self._paired(rows, np.ones(len(rows["n"]), dtype=bool), "paired")
+        families = np.unique(rows["family"]).astype(int)
+        if len(families) > 1:
+            for b in families:
+                out |= self._paired(rows, rows["family"] == b, f"paired/family{b}")
+            for ours, other in self.comparisons():  # the family where ours does worst
+                key = f"{ours}_minus_{other}"
+                out[f"paired/worst_family/{key}"] = min(out[f"paired/family{b}/{key}"] for b in families)
         if "gittins" in self.policies:
-            out |= self._paired(rows)
             forest = (rows["forest"] > 0) & (rows["exact"] > 0)
             if forest.any():  # Whittle's V = Phi_roots(0) against exact evaluation of the index policy
                 v = rows["gittins/discounted"][forest]
@@ -134,6 +144,16 @@ class FrontierPolicies(AtlasModule):
                 )
         self._plot(rows)
         return out
+
+    def _discriminating(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
+        """Share of instances on which greedy's value differs from the optimum's (or Gittins')."""
+        if "greedy" not in self.policies:
+            return {}
+        best = next((p for p in ("optimal", "gittins") if p in self.policies), None)
+        if best is None:
+            return {}
+        v, g = rows[f"{best}/discounted"], rows["greedy/discounted"]
+        return {"instances/discriminating": np.mean(np.abs(v - g) > TIE * np.maximum(1.0, np.abs(v)))}
 
     def _gaps_to_optimal(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
         """|V_pi - V_DP| / max(1, V_DP) (max) and (V_DP - V_pi) / V_DP (mean, max) per policy."""
@@ -149,19 +169,19 @@ class FrontierPolicies(AtlasModule):
                 out[f"{name}/max_abs_gap_multilabel"] = rel[multi].max()
         return out
 
-    def _paired(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
-        """Gittins minus each other policy: mean and worst instance, and a paired z over realisations."""
-        out, mc = {}, rows["exact"] == 0
-        for other in self.policies:
-            if other == "gittins":
-                continue
-            key = f"paired/gittins_minus_{other}"
-            out[key] = rows[key].mean()
-            out[f"{key}_min"] = rows[key].min()
-            if mc.any():  # SE of the mean over MC instances: sqrt(sum_i var_i / R_i) / I
-                se = np.sqrt(np.sum(rows[f"{key}_var"][mc] / rows[f"{key}_count"][mc])) / mc.sum()
-                out[f"{key}_se"] = se
-                out[f"{key}_z"] = rows[key][mc].mean() / se if se > 0 else 0.0
+    def _paired(self, rows: dict[str, np.ndarray], keep: np.ndarray, prefix: str) -> dict[str, float]:
+        """Gittins variant minus baseline on the instances ``keep``: mean, worst instance and a 95%
+        paired interval -- over instances when all are exact, over pooled realisations otherwise."""
+        out, exact = {}, bool(rows["exact"][keep].all())
+        for ours, other in self.comparisons():
+            a, b = rows[f"{ours}/discounted"][keep], rows[f"{other}/discounted"][keep]
+            key = f"{prefix}/{ours}_minus_{other}"
+            out[key], out[f"{key}_min"] = float(np.mean(a - b)), float(np.min(a - b))
+            if not exact:
+                a, b = rows[f"{ours}/samples"][keep].ravel(), rows[f"{other}/samples"][keep].ravel()
+            if len(a) > 1:
+                ci = paired_ci(a, b)
+                out[f"{key}_lower"], out[f"{key}_upper"] = ci.lower, ci.upper
         return out
 
     def _plot(self, rows: dict[str, np.ndarray]) -> None:
