@@ -21,6 +21,10 @@ Exact resume is structural, not a convention each learner must remember:
 * a checkpoint holds only tensors, numbers, strings and containers of them (it loads with
   ``weights_only=True``): anything else fails at save time, naming its key;
 * subclasses may not override ``on_save_checkpoint``/``on_load_checkpoint``.
+
+Draw training randomness from named streams, not from the global torch RNG: a ``DataLoader``
+takes one draw from the global RNG each time its iterator is created, which a resumed run does at
+a different point than an uninterrupted one.
 """
 
 from __future__ import annotations
