@@ -14,8 +14,9 @@ import numpy as np
 from experiments.rmab_comm.env import BudgetedRMAB
 
 
-def sample_arms(n_arms: int, levels: list[int], optimal_reward: tuple[float, float],
-                rng: np.random.Generator) -> np.ndarray:
+def sample_arms(
+    n_arms: int, levels: list[int], optimal_reward: tuple[float, float], rng: np.random.Generator
+) -> np.ndarray:
     """theta = (K, R_opt, r_bad observed, 0) per arm: [N, 4]."""
     K = rng.choice(levels, n_arms).astype(float)
     r_opt = rng.uniform(*optimal_reward, n_arms)
@@ -23,8 +24,9 @@ def sample_arms(n_arms: int, levels: list[int], optimal_reward: tuple[float, flo
     return np.stack([K, r_opt, r_bad, np.zeros(n_arms)], axis=1)
 
 
-def level_rewards(K: np.ndarray, r_low: np.ndarray, r_mid: float | np.ndarray, r_top: np.ndarray,
-                  n_levels: int) -> np.ndarray:
+def level_rewards(
+    K: np.ndarray, r_low: np.ndarray, r_mid: float | np.ndarray, r_top: np.ndarray, n_levels: int
+) -> np.ndarray:
     """Reward table [..., n_levels] of each level reached (levels above K never occur)."""
     level = np.arange(n_levels)
     table = np.where(level == 0, r_low[..., None], r_mid)
@@ -35,10 +37,10 @@ def optimal_return(theta: np.ndarray, gamma: float, horizon: int) -> np.ndarray:
     """Exact optimal true discounted return from l = 1 over ``horizon`` steps, per arm: [N]."""
     K = theta[:, 0].astype(int)
     n = int(K.max()) + 1
-    reward = level_rewards(K, np.zeros(len(K)), 2.0, theta[:, 1], n)       # [N, levels]
+    reward = level_rewards(K, np.zeros(len(K)), 2.0, theta[:, 1], n)  # [N, levels]
     level = np.arange(n)
-    up = np.where((level > 0) & (level < K[:, None]), level + 1, level)    # pull
-    down = np.where((level > 0) & (level < K[:, None]), 0, level)          # passive
+    up = np.where((level > 0) & (level < K[:, None]), level + 1, level)  # pull
+    down = np.where((level > 0) & (level < K[:, None]), 0, level)  # passive
     value = np.zeros((len(K), n))
     for _ in range(horizon):
         q_up = np.take_along_axis(reward + gamma * value, up, 1)

@@ -22,8 +22,10 @@ def check_budget(n_arms: int, budget: int, costs: list[int]) -> None:
     if any(c < 0 for c in costs):
         raise ValueError(f"costs={costs}: action costs must be non-negative")
     if not 0 < budget <= n_arms:
-        raise ValueError(f"budget={budget} must be in [1, n_arms={n_arms}] (a budget larger than the "
-                         "number of arms removes the coupling)")
+        raise ValueError(
+            f"budget={budget} must be in [1, n_arms={n_arms}] (a budget larger than the "
+            "number of arms removes the coupling)"
+        )
 
 
 class BudgetedRMAB(VectorEnv):
@@ -31,9 +33,16 @@ class BudgetedRMAB(VectorEnv):
 
     n_params = 4
 
-    def __init__(self, theta: np.ndarray, noisy: np.ndarray, costs: list[int], budget: int,
-                 rng: np.random.Generator, error=None):
-        self.theta, self.noisy, self.error = theta, noisy, error     # noisy: [B, N] bool
+    def __init__(
+        self,
+        theta: np.ndarray,
+        noisy: np.ndarray,
+        costs: list[int],
+        budget: int,
+        rng: np.random.Generator,
+        error=None,
+    ):
+        self.theta, self.noisy, self.error = theta, noisy, error  # noisy: [B, N] bool
         self.costs, self.budget = np.asarray(costs), budget
         self.num_envs, self.n_arms = theta.shape[:2]
         self.np_random = rng
@@ -48,7 +57,7 @@ class BudgetedRMAB(VectorEnv):
         return self.state.copy(), {}
 
     def step(self, actions: np.ndarray):
-        spent = self.costs[actions].sum(-1)                           # [B]
+        spent = self.costs[actions].sum(-1)  # [B]
         if np.any(spent > self.budget):
             raise ValueError(f"joint action costs {spent.max()} > budget {self.budget}")
         nxt = self.transition(self.state, actions)

@@ -19,7 +19,7 @@ def arm_features(theta: np.ndarray) -> np.ndarray:
 def nearest(z: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """For every arm i, the closest arm j != i with ``allowed[..., j]`` (z [..., N, d], allowed [..., N]);
     -1 where no arm is allowed."""
-    dist = np.linalg.norm(z[..., :, None, :] - z[..., None, :, :], axis=-1)   # [..., N, N]
+    dist = np.linalg.norm(z[..., :, None, :] - z[..., None, :, :], axis=-1)  # [..., N, N]
     n = z.shape[-2]
     dist = np.where(np.eye(n, dtype=bool) | ~allowed[..., None, :], np.inf, dist)
     best = dist.argmin(-1)

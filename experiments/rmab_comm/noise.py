@@ -33,17 +33,26 @@ class SystematicError:
     """One fixed perturbation per (arm, reward bin); ``observe`` applies it to true rewards."""
 
     def __init__(self, eps: np.ndarray):
-        self.eps = eps                                                   # [..., N, bins]
+        self.eps = eps  # [..., N, bins]
 
     @classmethod
-    def draw(cls, n_arms: int, bins: int, top_bin: int, shape: str, level: float, width: float,
-             mixture_p: float, rng: np.random.Generator) -> "SystematicError":
+    def draw(
+        cls,
+        n_arms: int,
+        bins: int,
+        top_bin: int,
+        shape: str,
+        level: float,
+        width: float,
+        mixture_p: float,
+        rng: np.random.Generator,
+    ) -> "SystematicError":
         check_noise(shape, level, width, mixture_p)
         gauss = rng.normal(0.0, level, (n_arms, bins))
         unif = rng.uniform(-width, width, (n_arms, bins))
         coin = rng.random((n_arms, bins)) < mixture_p
         eps = {"gaussian": gauss, "uniform": unif, "mixture": np.where(coin, unif, gauss)}[shape]
-        eps[:, top_bin] = 0.0                                            # the best bin keeps its reward
+        eps[:, top_bin] = 0.0  # the best bin keeps its reward
         return cls(eps)
 
     @classmethod

@@ -13,7 +13,7 @@ import numpy as np
 
 from experiments.rmab_comm.env import BudgetedRMAB
 
-RANGES = np.array([[0.5, 0.99], [1.0, 10.0], [0.25, 2.0], [1.0, 8.0]])   # r_t, lambda, effect_1, effect_2
+RANGES = np.array([[0.5, 0.99], [1.0, 10.0], [0.25, 2.0], [1.0, 8.0]])  # r_t, lambda, effect_1, effect_2
 
 
 def sample_arms(n_arms: int, rng: np.random.Generator) -> np.ndarray:
@@ -32,7 +32,7 @@ class SISRMAB(BudgetedRMAB):
 
     def transition(self, state, actions):
         r_t, lam = self.theta[..., 0], self.theta[..., 1]
-        effect = np.stack([np.ones_like(r_t), self.theta[..., 2], self.theta[..., 3]], -1)   # [B, N, 3]
+        effect = np.stack([np.ones_like(r_t), self.theta[..., 2], self.theta[..., 3]], -1)  # [B, N, 3]
         divisor = np.take_along_axis(effect, actions[..., None], -1)[..., 0]
         q = 1.0 - np.exp(-lam * (self.pop_size - state) / self.pop_size * r_t / divisor)
         return self.pop_size - self.np_random.binomial(state.astype(int), q).astype(float)

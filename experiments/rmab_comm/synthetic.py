@@ -29,7 +29,7 @@ class SyntheticRMAB(BudgetedRMAB):
         return self.np_random.uniform(0.0, 1.0, (self.num_envs, self.n_arms))
 
     def transition(self, state, actions):
-        mu = np.take_along_axis(self.theta[..., 0:2], actions[..., None], -1)[..., 0]      # [B, N]
+        mu = np.take_along_axis(self.theta[..., 0:2], actions[..., None], -1)[..., 0]  # [B, N]
         sigma = np.take_along_axis(self.theta[..., 2:4], actions[..., None], -1)[..., 0]
         return np.clip(state + mu + sigma * self.np_random.standard_normal(state.shape), 0.0, 1.0)
 

@@ -22,8 +22,9 @@ of the task, each on its own named random streams (adding a method never changes
   agent acts with c unless its influence was negative (then without messages).
 
 One ``training_step`` = one epoch of ``task.horizon`` environment steps for every method.
-Evaluation (``test_step``, one replica per instance) rolls out each method's OWN greedy
-Q-functions on TRUE rewards from shared start states. DDP: every rank trains all replicas on its
+Evaluation (``test_step``, one replica per instance) rolls out each method's deployed greedy
+policy on TRUE rewards from shared start states: the behaviour Q-functions with the end-of-training
+messages (``eval_policy=behaviour``), or every arm's OWN Q-function (``eval_policy=own``). DDP: every rank trains all replicas on its
 own rank-seeded streams (independent repetitions); evaluation shards the replicas over ranks.
 """
 
@@ -50,42 +51,64 @@ class RMABComm(AtlasModule):
     models = ("none",)
     stages = ("fit", "test")
 
-    def __init__(self, task, model=None,
-                 methods: Annotated[list[Method], Field(min_length=1)] = ("topline", "no_comm", "oracle", "learned"),
-                 q_model: Literal["tabular", "c51"] = "tabular",
-                 epochs: PositiveInt = 3000,
-                 gamma: Annotated[float, Field(gt=0, lt=1)] = 0.9,
-                 lr: Annotated[float, Field(gt=0, le=1)] = 0.1,
-                 epsilon: Probability = 0.3,
-                 epsilon_decay: Annotated[float, Field(gt=0, le=1)] = 0.999,
-                 warmup: Annotated[int, Field(ge=0)] = 300,
-                 comm_every: PositiveInt = 10,
-                 message: Literal["behaviour", "overwrite"] = "behaviour",
-                 influence_episodes: PositiveInt = 10,
-                 comm_epsilon: Probability = 0.3,
-                 vdn_lr: Annotated[float, Field(gt=0)] = 5e-3,
-                 vdn_steps: PositiveInt = 20,
-                 hidden: PositiveInt = 16,
-                 atoms: Annotated[int, Field(ge=2)] = 51,
-                 batch_size: PositiveInt = 64,
-                 buffer_size: PositiveInt = 600,
-                 grad_steps: PositiveInt = 1,
-                 target_every: PositiveInt = 10,
-                 curve_every: PositiveInt = 100,
-                 curve_episodes: PositiveInt = 20):
+    def __init__(
+        self,
+        task,
+        model=None,
+        methods: Annotated[list[Method], Field(min_length=1)] = ("topline", "no_comm", "oracle", "learned"),
+        q_model: Literal["tabular", "c51"] = "tabular",
+        epochs: PositiveInt = 3000,
+        gamma: Annotated[float, Field(gt=0, lt=1)] = 0.9,
+        lr: Annotated[float, Field(gt=0, le=1)] = 0.1,
+        epsilon: Probability = 0.3,
+        epsilon_decay: Annotated[float, Field(gt=0, le=1)] = 0.999,
+        warmup: Annotated[int, Field(ge=0)] = 300,
+        comm_every: PositiveInt = 10,
+        message: Literal["behaviour", "overwrite"] = "behaviour",
+        influence_episodes: PositiveInt = 10,
+        comm_epsilon: Probability = 0.3,
+        vdn_lr: Annotated[float, Field(gt=0)] = 5e-3,
+        vdn_steps: PositiveInt = 20,
+        hidden: PositiveInt = 16,
+        atoms: Annotated[int, Field(ge=2)] = 51,
+        batch_size: PositiveInt = 64,
+        buffer_size: PositiveInt = 600,
+        grad_steps: PositiveInt = 1,
+        target_every: PositiveInt = 10,
+        curve_every: PositiveInt = 100,
+        curve_episodes: PositiveInt = 20,
+        eval_policy: Literal["behaviour", "own"] = "behaviour",
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         self.automatic_optimization = False
         self.methods = list(dict.fromkeys(methods))
         R, N, A = task.replicas, task.n_arms, len(task.costs)
         self.R, self.N, self.A, self.costs = R, N, A, np.asarray(task.costs)
-        self.own = np.arange(R * N).reshape(R, N)                         # learner index of arm (r, n)
-        self.z = np.stack([task.features(r) for r in range(R)])           # [R, N, 4] arm features
+        self.own = np.arange(R * N).reshape(R, N)  # learner index of arm (r, n)
+        self.z = np.stack([task.features(r) for r in range(R)])  # [R, N, 4] arm features
         v_max = task.reward_max / (1 - gamma)
-        init = torch.Generator().manual_seed(task.seed)                   # identical networks on every rank
-        learners = {m: TabularQ(R * N, task.n_states, A, gamma, lr) if q_model == "tabular" else
-                    C51Q(R * N, A, gamma, v_max, init, hidden, atoms, 5e-4, batch_size, buffer_size,
-                         grad_steps, target_every) for m in self.methods if m != "random"}
+        init = torch.Generator().manual_seed(task.seed)  # identical networks on every rank
+        learners = {
+            m: TabularQ(R * N, task.n_states, A, gamma, lr)
+            if q_model == "tabular"
+            else C51Q(
+                R * N,
+                A,
+                gamma,
+                v_max,
+                init,
+                hidden,
+                atoms,
+                5e-4,
+                batch_size,
+                buffer_size,
+                grad_steps,
+                target_every,
+            )
+            for m in self.methods
+            if m != "random"
+        }
         self.tabular = {m: q for m, q in learners.items() if isinstance(q, TabularQ)}
         self.nets = nn.ModuleDict({m: q for m, q in learners.items() if isinstance(q, C51Q)})
         self.vdn = VDN(R, N, init) if "learned" in self.methods else None
@@ -93,9 +116,9 @@ class RMABComm(AtlasModule):
         self.epoch, self.eps = 0, epsilon
         self.receive = {m: np.zeros((R, N), dtype=bool) for m in self.methods}
         self.sender = {m: np.full((R, N), -1) for m in self.methods}
-        self.samples_c: list[np.ndarray] = []                             # learned: receive vectors [R, N]
-        self.samples_influence: list[np.ndarray] = []                     # and their influence [R]
-        self.history: list[np.ndarray] = []                               # acting receive vector per round
+        self.samples_c: list[np.ndarray] = []  # learned: receive vectors [R, N]
+        self.samples_influence: list[np.ndarray] = []  # and their influence [R]
+        self.history: list[np.ndarray] = []  # acting receive vector per round
         self.curves: dict[str, list[float]] = {m: [] for m in self.methods}
         self.envs: dict = {}
 
@@ -111,13 +134,15 @@ class RMABComm(AtlasModule):
             if m in self.nets:
                 self.nets[m].sample_rng = self.rng(f"{m}/replay")
             if m in FIXED:
-                self.receive[m], self.sender[m] = fixed_pattern(m, self.z, self.task.noisy, self.rng(f"{m}/pattern"))
+                self.receive[m], self.sender[m] = fixed_pattern(
+                    m, self.z, self.task.noisy, self.rng(f"{m}/pattern")
+                )
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(range(self.hparams.epochs), batch_size=None)
 
     def configure_optimizers(self):
-        return None                                                        # the learners own their Adam
+        return None  # the learners own their Adam
 
     def communicating(self) -> bool:
         return self.epoch >= self.hparams.warmup
@@ -140,8 +165,9 @@ class RMABComm(AtlasModule):
         if explore > 0:
             coin = rng.random(shape[0]) < explore
             if coin.any():
-                actions[coin] = random_feasible((int(coin.sum()), shape[1]), self.A, self.costs,
-                                                self.task.budget, rng)
+                actions[coin] = random_feasible(
+                    (int(coin.sum()), shape[1]), self.A, self.costs, self.task.budget, rng
+                )
         return actions
 
     def rollout(self, m: str, env, owner: np.ndarray, horizon: int, reward: str, rng=None) -> np.ndarray:
@@ -150,17 +176,20 @@ class RMABComm(AtlasModule):
         total = np.zeros(state.shape)
         for t in range(horizon):
             state, _, _, _, info = env.step(self.act(m, env, state, owner, rng, 0.0))
-            total += self.hparams.gamma ** t * info[reward]
+            total += self.hparams.gamma**t * info[reward]
         return total
 
     # ---- training: one epoch of every method ----------------------------------------------
     def training_step(self, step, batch_idx):
         if self.epoch >= self.hparams.epochs:
-            return None
+            return
         for m in self.methods:
             self.train_epoch(m)
-        if "learned" in self.methods and self.communicating() and \
-                (self.epoch - self.hparams.warmup) % self.hparams.comm_every == 0:
+        if (
+            "learned" in self.methods
+            and self.communicating()
+            and (self.epoch - self.hparams.warmup) % self.hparams.comm_every == 0
+        ):
             self.comm_round()
         self.epoch += 1
         self.eps *= self.hparams.epsilon_decay
@@ -168,7 +197,7 @@ class RMABComm(AtlasModule):
             for m in self.methods:
                 self.curves[m].append(self.curve_point(m))
         self.log("train/epsilon", self.eps)
-        return None
+        return
 
     def train_epoch(self, m: str) -> None:
         env, rng = self.envs[m], self.rng(f"{m}/explore")
@@ -187,12 +216,29 @@ class RMABComm(AtlasModule):
             receive = self.receive[m]
             self.q(m).copy(self.own[receive], self.owner(receive, self.sender[m])[receive])
 
+    def deployed(self, m: str) -> np.ndarray:
+        """Learners that act for each arm [R, N] at evaluation: the arms' own (``eval_policy=own``) or
+        the behaviour ones with the messages of the end of training (the learned method: its VDN's
+        greedy receivers)."""
+        if self.hparams.eval_policy == "own":
+            return self.own
+        if m == "learned":
+            final = self.vdn.greedy()
+            return self.owner(final, senders_of(final, self.z))
+        return self.behaviour(m)
+
     def curve_point(self, m: str) -> float:
-        """Mean true return over replicas of the own greedy policies (shared start states)."""
+        """Mean true return over replicas of the deployed greedy policies (shared start states)."""
         E = self.hparams.curve_episodes
         env = self.task.make_env(list(range(self.R)), self.task.rng(0, "curve"), noisy=False, copies=E)
-        ret = self.rollout(m, env, np.repeat(self.own, E, 0), self.task.eval_horizon, "true",
-                           self.task.rng(0, "curve/random policy"))
+        ret = self.rollout(
+            m,
+            env,
+            np.repeat(self.deployed(m), E, 0),
+            self.task.eval_horizon,
+            "true",
+            self.task.rng(0, "curve/random policy"),
+        )
         return float(ret.sum(-1).mean())
 
     # ---- learned communication --------------------------------------------------------------
@@ -209,8 +255,8 @@ class RMABComm(AtlasModule):
         influence = self.influence(candidate, current)
         self.samples_c.append(candidate)
         self.samples_influence.append(influence)
-        c = torch.as_tensor(np.stack(self.samples_c), dtype=torch.float32)            # [n, R, N]
-        y = torch.as_tensor(np.stack(self.samples_influence), dtype=torch.float32)    # [n, R]
+        c = torch.as_tensor(np.stack(self.samples_c), dtype=torch.float32)  # [n, R, N]
+        y = torch.as_tensor(np.stack(self.samples_influence), dtype=torch.float32)  # [n, R]
         for _ in range(self.hparams.vdn_steps):
             loss = ((self.vdn(c) - y) ** 2).mean()
             self.vdn_opt.zero_grad()
@@ -226,7 +272,7 @@ class RMABComm(AtlasModule):
         returns = []
         for receive in (candidate, current):
             env = self.task.make_env(list(range(self.R)), np.random.default_rng(seed), copies=E)
-            owner = np.repeat(self.owner(receive, senders_of(receive, self.z)), E, 0)    # [R * E, N]
+            owner = np.repeat(self.owner(receive, senders_of(receive, self.z)), E, 0)  # [R * E, N]
             returns.append(self.rollout("learned", env, owner, self.task.horizon, "observed"))
         return (returns[0] - returns[1]).reshape(self.R, E, self.N).mean(1).sum(-1)
 
@@ -237,12 +283,18 @@ class RMABComm(AtlasModule):
         values = {}
         for m in self.methods:
             env = self.task.make_env([r], self.task.rng(r, "eval"), noisy=False, copies=E)
-            ret = self.rollout(m, env, np.tile(self.own[r], (E, 1)), H, "true",
-                               self.task.rng(r, "eval/random policy")).mean(0)     # [N]
+            ret = self.rollout(
+                m,
+                env,
+                np.tile(self.deployed(m)[r], (E, 1)),
+                H,
+                "true",
+                self.task.rng(r, "eval/random policy"),
+            ).mean(0)  # [N]
             values[f"{m}_return"] = ret.sum()
             optimal = self.task.optimal_return(r, self.hparams.gamma, H)
             if optimal is not None and m != "random" and noisy.any():
-                start = self.q(m).values(env, env.reset_states()[:1], self.own[r][None])[0]   # [N, A]
+                start = self.q(m).values(env, env.reset_states()[:1], self.deployed(m)[r][None])[0]  # [N, A]
                 values[f"{m}_noisy_pulls"] = (start[noisy, 1] > start[noisy, 0]).mean()
                 values[f"{m}_noisy_ratio"] = (ret[noisy] / optimal[noisy]).min()
         if self.vdn is not None:
@@ -265,7 +317,7 @@ class RMABComm(AtlasModule):
                 out[f"rmab_comm/{m}/reach95_share"] = (rows[f"{m}_noisy_ratio"] >= 0.95).mean()
                 out[f"rmab_comm/{m}/noisy_ratio_mean"] = rows[f"{m}_noisy_ratio"].mean()
         if {"topline", "no_comm"} <= set(self.methods):
-            gap = rows["topline_return"] - rows["no_comm_return"]                      # per replica
+            gap = rows["topline_return"] - rows["no_comm_return"]  # per replica
             out["rmab_comm/gap_frac"] = (mean["topline"] - mean["no_comm"]) / mean["topline"]
             out["rmab_comm/gap_frac_std"] = (gap / rows["topline_return"]).std()
             for m in set(self.methods) - {"topline", "no_comm", "random"}:
@@ -273,7 +325,9 @@ class RMABComm(AtlasModule):
                 out[f"rmab_comm/{m}/minus_no_comm"] = diff.mean()
                 out[f"rmab_comm/{m}/minus_no_comm_std"] = diff.std()
                 out[f"rmab_comm/{m}/beats_no_comm_share"] = (diff >= 0).mean()
-                out[f"rmab_comm/{m}/recovered"] = diff.mean() / gap.mean() if gap.mean() != 0 else float("nan")
+                out[f"rmab_comm/{m}/recovered"] = (
+                    diff.mean() / gap.mean() if gap.mean() != 0 else float("nan")
+                )
                 out[f"rmab_comm/{m}/recovered_half_share"] = (diff >= 0.5 * gap).mean()
         if self.vdn is not None:
             for key, bar in (("precision", 0.75), ("recall", None), ("correct", 0.6)):
@@ -297,24 +351,33 @@ class RMABComm(AtlasModule):
         if self.history:
             fig, ax = plt.subplots(figsize=(6, 3))
             ax.imshow(np.stack(self.history)[:, 0].T, aspect="auto", interpolation="nearest", cmap="Greys")
-            ax.set(xlabel="communication round", ylabel="arm (replica 0)",
-                   title=f"receivers over training (noisy arms: {np.flatnonzero(self.task.noisy).tolist()})")
+            ax.set(
+                xlabel="communication round",
+                ylabel="arm (replica 0)",
+                title=f"receivers over training (noisy arms: {np.flatnonzero(self.task.noisy).tolist()})",
+            )
             self.save_figure(fig, "rmab_comm_receivers")
 
     # ---- exact resume -------------------------------------------------------------------------
     def learner_state(self) -> dict:
         return {
-            "epoch": self.epoch, "eps": self.eps,
+            "epoch": self.epoch,
+            "eps": self.eps,
             "env_states": {m: env.state for m, env in self.envs.items()},
             "learners": {m: self.q(m).state() for m in self.methods if m != "random"},
-            "receive": self.receive, "sender": self.sender,
-            "samples_c": self.samples_c, "samples_influence": self.samples_influence,
-            "history": self.history, "curves": self.curves,
+            "receive": self.receive,
+            "sender": self.sender,
+            "samples_c": self.samples_c,
+            "samples_influence": self.samples_influence,
+            "history": self.history,
+            "curves": self.curves,
             "vdn_opt": self.vdn_opt.state_dict() if self.vdn_opt is not None else {},
         }
 
     def load_learner_state(self, state: dict) -> None:
-        arrays = {k: {m: np.asarray(v) for m, v in state[k].items()} for k in ("env_states", "receive", "sender")}
+        arrays = {
+            k: {m: np.asarray(v) for m, v in state[k].items()} for k in ("env_states", "receive", "sender")
+        }
         self.epoch, self.eps = int(state["epoch"]), float(state["eps"])
         for m, env in self.envs.items():
             env.state = arrays["env_states"][m].astype(float)

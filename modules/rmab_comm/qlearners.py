@@ -12,6 +12,7 @@ baselines).
   projected target r + gamma Z'(s', a*) of a target network (a* greedy in the target's mean).
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -31,7 +32,7 @@ class TabularQ:
 
     def learn(self, env, own, state, action, reward, nxt) -> None:
         s, s2 = env.state_index(state), env.state_index(nxt)
-        target = reward + self.gamma * self.table[own, s2].max(-1)       # continuing task: no terminal
+        target = reward + self.gamma * self.table[own, s2].max(-1)  # continuing task: no terminal
         self.table[own, s, action] += self.lr * (target - self.table[own, s, action])
 
     def end_epoch(self, epoch: int) -> None:
@@ -53,16 +54,18 @@ class ArmMLP(nn.Module):
     def __init__(self, K: int, sizes: list[int], generator: torch.Generator):
         super().__init__()
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            bound = 1.0 / math.sqrt(fan_in)                               # nn.Linear's default init
-            self.weights.append(nn.Parameter((torch.rand(K, fan_in, fan_out, generator=generator) * 2 - 1) * bound))
+        for fan_in, fan_out in itertools.pairwise(sizes):
+            bound = 1.0 / math.sqrt(fan_in)  # nn.Linear's default init
+            self.weights.append(
+                nn.Parameter((torch.rand(K, fan_in, fan_out, generator=generator) * 2 - 1) * bound)
+            )
             self.biases.append(nn.Parameter((torch.rand(K, fan_out, generator=generator) * 2 - 1) * bound))
 
     def forward(self, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, K', d_in]; owner [B, K'] picks each entry's network (default: entry k -> network k)."""
         for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
             if owner is None:
-                x = torch.einsum("bki,kio->bko", x, w) + b                # [B, K, d_out]
+                x = torch.einsum("bki,kio->bko", x, w) + b  # [B, K, d_out]
             else:
                 x = torch.einsum("bki,bkio->bko", x, w[owner]) + b[owner]
             if layer < len(self.weights) - 1:
@@ -71,9 +74,21 @@ class ArmMLP(nn.Module):
 
 
 class C51Q(nn.Module):
-    def __init__(self, K: int, n_actions: int, gamma: float, v_max: float, generator: torch.Generator,
-                 hidden: int = 16, atoms: int = 51, lr: float = 5e-4, batch_size: int = 64,
-                 buffer_size: int = 600, grad_steps: int = 1, target_every: int = 10):
+    def __init__(
+        self,
+        K: int,
+        n_actions: int,
+        gamma: float,
+        v_max: float,
+        generator: torch.Generator,
+        hidden: int = 16,
+        atoms: int = 51,
+        lr: float = 5e-4,
+        batch_size: int = 64,
+        buffer_size: int = 600,
+        grad_steps: int = 1,
+        target_every: int = 10,
+    ):
         super().__init__()
         self.K, self.A, self.atoms, self.gamma = K, n_actions, atoms, gamma
         self.net = ArmMLP(K, [1, hidden, hidden, n_actions * atoms], generator)
@@ -83,23 +98,31 @@ class C51Q(nn.Module):
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
         self.batch_size, self.buffer_size, self.grad_steps = batch_size, buffer_size, grad_steps
         self.target_every = target_every
-        self.buffer: dict[str, list[np.ndarray]] = {"s": [], "a": [], "r": [], "s2": []}   # each [R, N] per step
-        self.sample_rng = np.random.default_rng(0)                        # replaced by the module's stream
+        self.buffer: dict[str, list[np.ndarray]] = {
+            "s": [],
+            "a": [],
+            "r": [],
+            "s2": [],
+        }  # each [R, N] per step
+        self.sample_rng = np.random.default_rng(0)  # replaced by the module's stream
 
     def logits(self, net: ArmMLP, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
-        out = net(x.unsqueeze(-1), owner)                                 # [B, K', A * atoms]
+        out = net(x.unsqueeze(-1), owner)  # [B, K', A * atoms]
         return out.view(*out.shape[:2], self.A, self.atoms)
 
     @torch.no_grad()
     def values(self, env, state: np.ndarray, owner: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(env.scaled(state), dtype=torch.float32).reshape(state.shape[0], -1)
-        p = self.logits(self.net, x, torch.as_tensor(owner)).softmax(-1)
-        return (p * self.support).sum(-1).double().numpy()               # [B, N, A]
+        x = torch.as_tensor(env.scaled(state), dtype=torch.float32)
+        if owner.size == self.K and np.array_equal(owner.ravel(), np.arange(self.K)):  # every arm its own
+            p = self.logits(self.net, x.reshape(1, self.K)).softmax(-1).reshape(*state.shape, self.A, -1)
+        else:
+            p = self.logits(self.net, x, torch.as_tensor(owner)).softmax(-1)
+        return (p * self.support).sum(-1).double().numpy()  # [B, N, A]
 
     def learn(self, env, own, state, action, reward, nxt) -> None:
         """Store the step's transitions ([R, N] each, arm order = learner order); trained in end_epoch."""
         for key, v in zip(("s", "a", "r", "s2"), (env.scaled(state), action, reward, env.scaled(nxt))):
-            self.buffer[key] = (self.buffer[key] + [np.asarray(v).reshape(-1)])[-self.buffer_size:]
+            self.buffer[key] = (self.buffer[key] + [np.asarray(v).reshape(-1)])[-self.buffer_size :]
 
     def end_epoch(self, epoch: int) -> None:
         for _ in range(self.grad_steps):
@@ -115,11 +138,11 @@ class C51Q(nn.Module):
     def loss(self, s, a, r, s2) -> torch.Tensor:
         """Cross-entropy to the projected target distribution; s, a, r, s2: [batch, K]."""
         with torch.no_grad():
-            p_next = self.logits(self.target, s2).softmax(-1)             # [batch, K, A, atoms]
-            a_star = (p_next * self.support).sum(-1).argmax(-1)           # [batch, K]
+            p_next = self.logits(self.target, s2).softmax(-1)  # [batch, K, A, atoms]
+            a_star = (p_next * self.support).sum(-1).argmax(-1)  # [batch, K]
             p_star = p_next.gather(2, a_star[..., None, None].expand(-1, -1, 1, self.atoms))[:, :, 0]
             tz = td_target(r[..., None], torch.zeros_like(r[..., None]), self.support, self.gamma)
-            tz = tz.clamp(self.support[0], self.support[-1])              # [batch, K, atoms]
+            tz = tz.clamp(self.support[0], self.support[-1])  # [batch, K, atoms]
             pos = (tz - self.support[0]) / (self.support[1] - self.support[0])
             lo, hi = pos.floor().long(), pos.ceil().long()
             m = torch.zeros_like(p_star)
@@ -127,7 +150,7 @@ class C51Q(nn.Module):
             m.scatter_add_(-1, hi, p_star * (pos - lo.float()))
         logp = self.logits(self.net, s).log_softmax(-1)
         logp_a = logp.gather(2, a[..., None, None].expand(-1, -1, 1, self.atoms))[:, :, 0]
-        return -(m * logp_a).sum(-1).mean(0).sum()                        # per-arm losses, summed
+        return -(m * logp_a).sum(-1).mean(0).sum()  # per-arm losses, summed
 
     @torch.no_grad()
     def copy(self, dst: np.ndarray, src: np.ndarray) -> None:
@@ -135,8 +158,10 @@ class C51Q(nn.Module):
             p[torch.as_tensor(dst)] = p[torch.as_tensor(src)].clone()
 
     def state(self) -> dict:
-        return {"buffer": {k: np.stack(v) if v else np.zeros((0, self.K)) for k, v in self.buffer.items()},
-                "optimizer": self.optimizer.state_dict()}
+        return {
+            "buffer": {k: np.stack(v) if v else np.zeros((0, self.K)) for k, v in self.buffer.items()},
+            "optimizer": self.optimizer.state_dict(),
+        }
 
     def load(self, state: dict) -> None:
         self.buffer = {k: list(np.asarray(v)) for k, v in state["buffer"].items()}

@@ -14,11 +14,11 @@ import numpy as np
 def budgeted_greedy(q: np.ndarray, costs: np.ndarray, budget: int) -> np.ndarray:
     """q [B, N, A] -> joint actions [B, N] with sum_i costs[a_i] <= budget in every row."""
     adv = np.maximum(q - q[..., :1], 0.0)
-    bid = adv.argmax(-1)                                                  # [B, N]
+    bid = adv.argmax(-1)  # [B, N]
     value = np.take_along_axis(adv, bid[..., None], -1)[..., 0]
     bid = np.where(value > 0, bid, 0)
-    order = np.argsort(-value, axis=1, kind="stable")                     # [B, N] arms by advantage
-    cost = np.take_along_axis(costs[bid], order, 1)                       # bid costs in serving order
+    order = np.argsort(-value, axis=1, kind="stable")  # [B, N] arms by advantage
+    cost = np.take_along_axis(costs[bid], order, 1)  # bid costs in serving order
     if np.all(costs[1:] == 1):
         served = np.cumsum(cost, axis=1) <= budget
     else:
@@ -32,8 +32,9 @@ def budgeted_greedy(q: np.ndarray, costs: np.ndarray, budget: int) -> np.ndarray
     return np.where(keep, bid, 0)
 
 
-def random_feasible(shape: tuple[int, int], n_actions: int, costs: np.ndarray, budget: int,
-                    rng: np.random.Generator) -> np.ndarray:
+def random_feasible(
+    shape: tuple[int, int], n_actions: int, costs: np.ndarray, budget: int, rng: np.random.Generator
+) -> np.ndarray:
     """Uniformly random bids served in random order: a random budget-feasible joint action [B, N]."""
     q = rng.random((*shape, n_actions))
     q[..., 0] = 0.0

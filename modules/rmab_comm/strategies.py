@@ -33,7 +33,7 @@ def fixed_pattern(pattern: str, z: np.ndarray, noisy: np.ndarray, rng: np.random
     elif pattern == "worst":
         receive, sender = ~noisy, nearest(z, noisy)
     elif pattern == "random_comm":
-        offset = rng.integers(1, N, (R, N))                               # any arm but itself
+        offset = rng.integers(1, N, (R, N))  # any arm but itself
         receive, sender = ~noisy, (np.arange(N) + offset) % N
     else:
         raise ValueError(f"unknown communication pattern {pattern!r}")
@@ -52,7 +52,7 @@ class VDN(nn.Module):
 
     def __init__(self, R: int, N: int, generator: torch.Generator):
         super().__init__()
-        self.w = nn.Parameter(torch.rand(4, R, N, generator=generator) * 2 - 1)   # w1, b1, w2, b2
+        self.w = nn.Parameter(torch.rand(4, R, N, generator=generator) * 2 - 1)  # w1, b1, w2, b2
 
     def per_arm(self, c: torch.Tensor) -> torch.Tensor:
         """c [..., R, N] in {0, 1} -> q_i(c_i) [..., R, N]."""
@@ -60,7 +60,7 @@ class VDN(nn.Module):
         return w2 * torch.tanh(w1 * c + b1) + b2
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
-        return self.per_arm(c).sum(-1)                                    # [..., R]
+        return self.per_arm(c).sum(-1)  # [..., R]
 
     @torch.no_grad()
     def greedy(self) -> np.ndarray:
