@@ -1,8 +1,8 @@
 """Arm features for similarity (Bandit Whisperer: a receiver hears from a SIMILAR arm).
 
 z_i = W^T theta_i with W ~ U[0, 1]^{4x4} drawn once from a fixed seed (the released code's
-"linear" feature transform), theta_i the arm's transition parameters standardised over the arms of
-its environment. ``nearest`` is the sender rule: the closest arm in feature space among the allowed.
+"linear" feature transform), theta_i the arm's raw transition parameters (not standardised: on the
+synthetic arms that would let the duplicated noise scale outweigh the pull effect). ``nearest`` is the sender rule: the closest arm in feature space among the allowed.
 """
 
 import numpy as np
@@ -12,8 +12,7 @@ W = np.random.default_rng(0).uniform(0.0, 1.0, (4, 4))
 
 def arm_features(theta: np.ndarray) -> np.ndarray:
     """theta [N, 4] -> z [N, 4]."""
-    scale = theta.std(0)
-    return (theta - theta.mean(0)) / np.where(scale > 0, scale, 1.0) @ W
+    return theta @ W
 
 
 def nearest(z: np.ndarray, allowed: np.ndarray) -> np.ndarray:

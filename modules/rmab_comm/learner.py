@@ -197,7 +197,6 @@ class RMABComm(AtlasModule):
             for m in self.methods:
                 self.curves[m].append(self.curve_point(m))
         self.log("train/epsilon", self.eps)
-        return
 
     def train_epoch(self, m: str) -> None:
         env, rng = self.envs[m], self.rng(f"{m}/explore")
