@@ -4,7 +4,8 @@ One step = greedy Q-values of every arm, the budgeted joint action, one environm
 learner update per arm, on the synthetic RMAB with B = N / 2. ``batched``: all N arms as one array op
 (:mod:`modules.rmab_comm.qlearners`); ``loop``: the same learners and environment, one arm at a time
 (N single-arm learners and environments; the budgeted selection still sees all arms). Both run in
-this process (one thread: ``OMP_NUM_THREADS=1``, as ``make bench`` sets); the table gives steps/s and the ratio batched / loop. C51 updates run
+this process (one thread: ``OMP_NUM_THREADS=1``, as ``make bench`` sets); the table gives steps/s and the
+ratio batched / loop. C51 updates run
 once per 20-step epoch, so the C51 rows time its forward pass plus one gradient step per 20 steps.
 Run: ``python benchmarks/bench_rmab_comm.py`` (``make bench``).
 """

@@ -155,7 +155,7 @@ def test_c51_projection_and_learning_on_a_constant_reward():
         torch.Generator().manual_seed(0),
         lr=1e-2,
         batch_size=32,
-        grad_steps=20,
+        grad_steps=10,
         target_every=1,
     )
     env = SyntheticTask(replicas=1, n_arms=2, budget=1, n_noisy=0).make_env([0], np.random.default_rng(0))

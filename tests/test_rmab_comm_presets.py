@@ -75,7 +75,9 @@ def test_noise_shape_out_of_range_fails_at_validation(tmp_path):
         run_launch([*SMALL, "task.noise_shape=cauchy"], tmp_path)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(
+    "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
+)
 def test_chain_counterexample(tmp_path, seed):
     m = run("rmab_comm_chain", seed, tmp_path)
     assert m["rmab_comm/replicas"] == 20 and m["rmab_comm/topline/reach95_share"] >= 0.8

@@ -2,7 +2,8 @@
 
 z_i = W^T theta_i with W ~ U[0, 1]^{4x4} drawn once from a fixed seed (the released code's
 "linear" feature transform), theta_i the arm's raw transition parameters (not standardised: on the
-synthetic arms that would let the duplicated noise scale outweigh the pull effect). ``nearest`` is the sender rule: the closest arm in feature space among the allowed.
+synthetic arms that would let the duplicated noise scale outweigh the pull effect). ``nearest`` is the
+sender rule: the closest arm in feature space among the allowed.
 """
 
 import numpy as np

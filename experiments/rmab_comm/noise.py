@@ -7,7 +7,8 @@ The bin of maximal reward keeps its true reward (eps = 0 there). Shapes of eps:
 
 * ``gaussian``: N(0, level^2);
 * ``uniform``: U(-width, width);
-* ``mixture``: per (arm, bin) a coin with P(uniform) = ``mixture_p`` picks U(-width, width), else N(0, level^2).
+* ``mixture``: per (arm, bin) a coin with P(uniform) = ``mixture_p`` picks U(-width, width), else N(0,
+  level^2).
 """
 
 from typing import Literal

@@ -1,4 +1,5 @@
-"""SIS epidemic arms with three actions of cost {0, 1, 2} (Bandit Whisperer, SIS experiments; ``SISRobustEnv``).
+"""SIS epidemic arms with three actions of cost {0, 1, 2} (Bandit Whisperer, SIS experiments;
+``SISRobustEnv``).
 
 An arm is a population of P people; its state s is the number of uninfected. Next step each of the
 s uninfected is infected with probability q = 1 - exp(-lambda (P - s) / P r_t) (action 0), the

@@ -1,4 +1,5 @@
-"""The continuous-state synthetic RMAB (Bandit Whisperer, synthetic experiments; ``ContinuousStateExampleEnv``).
+"""The continuous-state synthetic RMAB (Bandit Whisperer, synthetic experiments;
+``ContinuousStateExampleEnv``).
 
 s' = clip(s + N(mu_a, sigma_a), 0, 1) with mu_1 ~ U(-0.2, 0.2) (the pull effect, possibly harmful),
 mu_0 = -mu_1, sigma_0 = sigma_1 ~ U(0.1, 0.2); true reward r = s'; reset s ~ U[0, 1]. Rewards are

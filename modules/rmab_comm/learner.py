@@ -24,7 +24,8 @@ of the task, each on its own named random streams (adding a method never changes
 One ``training_step`` = one epoch of ``task.horizon`` environment steps for every method.
 Evaluation (``test_step``, one replica per instance) rolls out each method's deployed greedy
 policy on TRUE rewards from shared start states: the behaviour Q-functions with the end-of-training
-messages (``eval_policy=behaviour``), or every arm's OWN Q-function (``eval_policy=own``). DDP: every rank trains all replicas on its
+messages (``eval_policy=behaviour``), or every arm's OWN Q-function (``eval_policy=own``). DDP: every rank
+trains all replicas on its
 own rank-seeded streams (independent repetitions); evaluation shards the replicas over ranks.
 """
 

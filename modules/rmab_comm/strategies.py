@@ -8,7 +8,8 @@ truth (which arms are noisy); the learned strategy only sees its own influence m
 * ``oracle``: the noisy arms receive from their nearest clean arm (feature space).
 * ``worst``: the clean arms receive from their nearest noisy arm.
 * ``random_comm``: the clean arms receive from one fixed random other arm.
-* :class:`LearnedStrategy`: binary receive actions c_i from a value-decomposition network,
+* learned (:class:`VDN` + :func:`senders_of`, driven by ``RMABComm.comm_round``): binary receive actions c_i
+  from a value-decomposition network,
   Q_comm(c) = sum_i q_i(c_i) (each q_i a 1 -> 1 -> 1 tanh MLP on c_i), regressed on measured
   influence; the sender of a receiver is its nearest NON-receiver (the released code's
   ``num_neighbors = 1`` case). Reconstruction, pluggable: the paper's general pairwise (i <- j)
