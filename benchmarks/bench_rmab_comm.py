@@ -5,8 +5,8 @@ learner update per arm, on the synthetic RMAB with B = N / 2. ``batched``: all N
 (:mod:`modules.rmab_comm.qlearners`); ``loop``: the same learners and environment, one arm at a time
 (N single-arm learners and environments; the budgeted selection still sees all arms). Both run in
 this process (one thread: ``OMP_NUM_THREADS=1``, as ``make bench`` sets); the table gives steps/s and the
-ratio batched / loop. C51 updates run
-once per 20-step epoch, so the C51 rows time its forward pass plus one gradient step per 20 steps.
+ratio batched / loop. Learners update
+once per 20-step epoch, so the rows time the forward passes plus one optimizer step per 20 steps.
 Run: ``python benchmarks/bench_rmab_comm.py`` (``make bench``).
 """
 
@@ -27,9 +27,12 @@ COSTS = np.array([0, 1])
 
 
 def learner(kind: str, K: int, task):
+    """A learner of K arms and its optimizer (as the Lightning module configures them)."""
     if kind == "tabular":
-        return TabularQ(K, task.n_states, 2, 0.9, 0.1)
-    return C51Q(K, 2, 0.9, 10.0, torch.Generator().manual_seed(0), batch_size=32)
+        q = TabularQ(K, task.n_states, 2, 0.9)
+        return q, torch.optim.SGD(q.parameters(), lr=0.1)
+    q = C51Q(K, 2, 0.9, 10.0, torch.Generator().manual_seed(0), batch_size=32)
+    return q, torch.optim.Adam(q.parameters(), lr=5e-4)
 
 
 def setup(N: int, kind: str, per_arm: bool):
@@ -51,17 +54,22 @@ def steps_per_second(N: int, kind: str, per_arm: bool, seconds: float = 1.0) -> 
     own = np.zeros((1, 1 if per_arm else N), dtype=int) + (0 if per_arm else np.arange(N))
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        q = np.concatenate([qn.values(env, env.state, own) for qn, env in zip(qs, envs)], axis=1)  # [1, N, 2]
+        q = np.concatenate(
+            [qn.values(env, env.state, own) for (qn, _), env in zip(qs, envs)], axis=1
+        )  # [1, N, 2]
         actions = budgeted_greedy(q, COSTS, task.budget)
-        for n, (qn, env) in enumerate(zip(qs, envs)):
+        for n, ((qn, _), env) in enumerate(zip(qs, envs)):
             a = actions[:, n : n + 1] if per_arm else actions
             state = env.state
             nxt, _, _, _, info = env.step(a)
             qn.learn(env, own, state, a, info["observed"], nxt)
         steps += 1
-        if kind == "c51" and steps % 20 == 0:
-            for qn in qs:
-                qn.end_epoch(steps // 20)
+        if steps % 20 == 0:  # the end of an epoch: one optimizer step per learner
+            for qn, optimizer in qs:
+                optimizer.zero_grad()
+                qn.loss().backward()
+                optimizer.step()
+                qn.after_update(steps // 20)
     return steps / (time.perf_counter() - start)
 
 

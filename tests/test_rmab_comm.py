@@ -145,25 +145,35 @@ def test_batched_arm_networks_equal_a_per_arm_loop():
         torch.testing.assert_close(messaged[:, K - 1 - k], h)  # a message = the sender's network
 
 
-def test_c51_projection_and_learning_on_a_constant_reward():
+def train(q, optimizer, epochs: int, transitions) -> None:
+    """Per epoch: store the transitions, one optimizer step on the learner's loss, sync targets."""
+    for epoch in range(epochs):
+        for t in transitions(epoch):
+            q.learn(*t)
+        optimizer.zero_grad()
+        q.loss().backward()
+        optimizer.step()
+        q.after_update(epoch)
+
+
+def test_c51_learns_a_constant_reward():
     """A C51 arm with reward 1 every step converges towards Q = 1 / (1 - gamma) for every action."""
-    q = C51Q(
-        2,
-        2,
-        0.5,
-        4.0,
-        torch.Generator().manual_seed(0),
-        lr=1e-2,
-        batch_size=32,
-        grad_steps=10,
-        target_every=1,
-    )
+    q = C51Q(2, 2, 0.5, 4.0, torch.Generator().manual_seed(0), batch_size=32, target_every=1)
     env = SyntheticTask(replicas=1, n_arms=2, budget=1, n_noisy=0).make_env([0], np.random.default_rng(0))
     rng = np.random.default_rng(1)
-    for epoch in range(60):
-        s, a = rng.random((1, 2)), rng.integers(0, 2, (1, 2))
-        q.learn(env, None, s, a, np.ones((1, 2)), rng.random((1, 2)))
-        q.end_epoch(epoch)
+
+    def steps(epoch):
+        for _ in range(5):
+            yield (
+                env,
+                None,
+                rng.random((1, 2)),
+                rng.integers(0, 2, (1, 2)),
+                np.ones((1, 2)),
+                rng.random((1, 2)),
+            )
+
+    train(q, torch.optim.Adam(q.net.parameters(), lr=1e-2), 300, steps)
     values = q.values(env, rng.random((4, 2)), np.tile([0, 1], (4, 1)))
     assert np.abs(values - 2.0).max() < 0.3
 
@@ -173,16 +183,43 @@ def test_tabular_q_learning_reaches_the_fixed_point_on_the_chain():
     env = ChainRMAB(
         theta=theta, noisy=np.zeros((1, 1), bool), costs=[0, 1], budget=1, rng=np.random.default_rng(0)
     )
-    q = TabularQ(1, 4, 2, 0.9, 0.5)
-    for _ in range(400):  # sweep every (state, action)
+    q = TabularQ(1, 4, 2, 0.9)
+
+    def sweep(epoch):  # every (state, action) once per epoch
         for s in (1.0, 2.0, 3.0):
             for a in (0, 1):
                 env.state = np.array([[s]])
                 nxt, _, _, _, info = env.step(np.array([[a]]))
-                q.learn(env, np.zeros((1, 1), int), np.array([[s]]), np.array([[a]]), info["true"], nxt)
-    top = 4.0 / 0.1
-    assert q.table[0, 3].max() == pytest.approx(4.0 + 0.9 * top, rel=1e-6)
-    assert q.table[0, 1, 1] == pytest.approx(2.0 + 0.9 * (4.0 + 0.9 * top), rel=1e-6)
+                yield env, np.zeros((1, 1), int), np.array([[s]]), np.array([[a]]), info["true"], nxt
+
+    train(q, torch.optim.SGD(q.parameters(), lr=0.5), 400, sweep)
+    top, table = 4.0 / 0.1, q.table.detach().numpy()
+    assert table[0, 3].max() == pytest.approx(4.0 + 0.9 * top, rel=1e-6)
+    assert table[0, 1, 1] == pytest.approx(2.0 + 0.9 * (4.0 + 0.9 * top), rel=1e-6)
+
+
+def test_tabular_update_is_the_mean_target_step():
+    """One SGD step on the visit-weighted loss = Q + lr (mean target - Q), per (arm, state, action)."""
+    env = SyntheticTask(replicas=1, n_arms=2, budget=1, n_noisy=0, state_bins=2).make_env(
+        [0], np.random.default_rng(0)
+    )
+    q = TabularQ(2, 2, 2, 0.9)
+    with torch.no_grad():
+        q.table.copy_(torch.arange(8, dtype=torch.float64).reshape(2, 2, 2))
+    own = np.array([[0, 1]])
+    q.learn(
+        env, own, np.array([[0.1, 0.9]]), np.array([[1, 0]]), np.array([[1.0, 0.0]]), np.array([[0.9, 0.1]])
+    )
+    q.learn(
+        env, own, np.array([[0.2, 0.8]]), np.array([[1, 0]]), np.array([[0.0, 1.0]]), np.array([[0.1, 0.1]])
+    )
+    expected = q.table.detach().clone()
+    y0 = np.mean([1.0 + 0.9 * 3, 0.0 + 0.9 * 1])  # arm 0, (s=0, a=1): two visits
+    y1 = np.mean([0.0 + 0.9 * 5, 1.0 + 0.9 * 5])  # arm 1, (s=1, a=0)
+    expected[0, 0, 1] += 0.1 * (y0 - expected[0, 0, 1])
+    expected[1, 1, 0] += 0.1 * (y1 - expected[1, 1, 0])
+    train(q, torch.optim.SGD(q.parameters(), lr=0.1), 1, lambda epoch: [])
+    torch.testing.assert_close(q.table.detach(), expected)
 
 
 def test_patterns_and_sender_rule():

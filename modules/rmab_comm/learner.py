@@ -61,6 +61,7 @@ class RMABComm(AtlasModule):
         epochs: PositiveInt = 3000,
         gamma: Annotated[float, Field(gt=0, lt=1)] = 0.9,
         lr: Annotated[float, Field(gt=0, le=1)] = 0.1,
+        q_lr: Annotated[float, Field(gt=0)] = 5e-4,
         epsilon: Probability = 0.3,
         epsilon_decay: Annotated[float, Field(gt=0, le=1)] = 0.999,
         warmup: Annotated[int, Field(ge=0)] = 300,
@@ -91,27 +92,17 @@ class RMABComm(AtlasModule):
         v_max = task.reward_max / (1 - gamma)
         init = torch.Generator().manual_seed(task.seed)  # identical networks on every rank
         learners = {
-            m: TabularQ(R * N, task.n_states, A, gamma, lr)
+            m: TabularQ(R * N, task.n_states, A, gamma)
             if q_model == "tabular"
-            else C51Q(
-                R * N,
-                A,
-                gamma,
-                v_max,
-                init,
-                hidden,
-                atoms,
-                5e-4,
-                batch_size,
-                buffer_size,
-                grad_steps,
-                target_every,
-            )
+            else C51Q(R * N, A, gamma, v_max, init, hidden, atoms, batch_size, buffer_size, target_every)
             for m in self.methods
             if m != "random"
         }
-        self.tabular = {m: q for m, q in learners.items() if isinstance(q, TabularQ)}
-        self.nets = nn.ModuleDict({m: q for m, q in learners.items() if isinstance(q, C51Q)})
+        if not learners and "fit" in self.stages:
+            raise ValueError(
+                f"methods={self.methods} train nothing; random actions alone: algorithm=rmab_comm_random"
+            )
+        self.learners = nn.ModuleDict(learners)
         self.vdn = VDN(R, N, init) if "learned" in self.methods else None
         self.vdn_opt = torch.optim.Adam(self.vdn.parameters(), lr=vdn_lr) if self.vdn is not None else None
         self.epoch, self.eps = 0, epsilon
@@ -124,7 +115,7 @@ class RMABComm(AtlasModule):
         self.envs: dict = {}
 
     def q(self, m: str):
-        return self.tabular.get(m) or self.nets[m]
+        return self.learners[m]
 
     # ---- environments and streams (per rank: created in setup) ----------------------------
     def setup(self, stage: str) -> None:
@@ -132,18 +123,26 @@ class RMABComm(AtlasModule):
             return
         for m in self.methods:
             self.envs[m] = self.task.make_env(list(range(self.R)), self.rng(f"{m}/env"), noisy=m != "topline")
-            if m in self.nets:
-                self.nets[m].sample_rng = self.rng(f"{m}/replay")
             if m in FIXED:
                 self.receive[m], self.sender[m] = fixed_pattern(
                     m, self.z, self.task.noisy, self.rng(f"{m}/pattern")
                 )
 
+        for m, q in self.learners.items():
+            if isinstance(q, C51Q):
+                q.sample_rng = self.rng(f"{m}/replay")
+
     def train_dataloader(self) -> DataLoader:
         return DataLoader(range(self.hparams.epochs), batch_size=None)
 
     def configure_optimizers(self):
-        return None  # the learners own their Adam
+        """One optimizer over every method's learners (each arm's parameters get only its own loss's
+        gradient): SGD of step ``lr`` for tables, Adam of step ``q_lr`` for C51 nets."""
+        if not len(self.learners):
+            return None
+        if self.hparams.q_model == "tabular":
+            return torch.optim.SGD(self.learners.parameters(), lr=self.hparams.lr)
+        return torch.optim.Adam(self.learners.parameters(), lr=self.hparams.q_lr)
 
     def communicating(self) -> bool:
         return self.epoch >= self.hparams.warmup
@@ -186,6 +185,18 @@ class RMABComm(AtlasModule):
             return
         for m in self.methods:
             self.train_epoch(m)
+        optimizer = self.optimizers()
+        for _ in range(self.hparams.grad_steps if self.hparams.q_model == "c51" else 1):
+            loss = sum(q.loss() for q in self.learners.values())
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+        self.log("train/loss", loss.detach())
+        for m, q in self.learners.items():
+            q.after_update(self.epoch)
+            if self.hparams.message == "overwrite" and m in FIXED and self.communicating():
+                receive = self.receive[m]
+                q.copy(self.own[receive], self.owner(receive, self.sender[m])[receive])
         if (
             "learned" in self.methods
             and self.communicating()
@@ -209,12 +220,6 @@ class RMABComm(AtlasModule):
             if m != "random":
                 self.q(m).learn(env, self.own, state, actions, info["observed"], nxt)
             state = nxt
-        if m == "random":
-            return
-        self.q(m).end_epoch(self.epoch)
-        if self.hparams.message == "overwrite" and m in FIXED and self.communicating():
-            receive = self.receive[m]
-            self.q(m).copy(self.own[receive], self.owner(receive, self.sender[m])[receive])
 
     def deployed(self, m: str) -> np.ndarray:
         """Learners that act for each arm [R, N] at evaluation: the arms' own (``eval_policy=own``) or
@@ -391,3 +396,15 @@ class RMABComm(AtlasModule):
         self.curves = {m: [float(x) for x in v] for m, v in state["curves"].items()}
         if self.vdn_opt is not None:
             self.vdn_opt.load_state_dict(state["vdn_opt"])
+
+
+class RandomActions(RMABComm):
+    """The ``random`` baseline alone: random budget-feasible joint actions, nothing to train (a solver)."""
+
+    stages = ("test",)
+
+    def __init__(self, task, model=None, gamma: Annotated[float, Field(gt=0, lt=1)] = 0.9):
+        super().__init__(task, model, methods=["random"], gamma=gamma)
+
+    def setup(self, stage: str) -> None:
+        """Evaluation builds its own environments."""

@@ -2,11 +2,15 @@
 
 Both learners answer ``values(env, state, owner)`` -> Q [B, N, A] where ``owner[b, n]`` names the
 learner whose Q-function is used for arm n of row b: the arm's own learner, or -- for a receiver --
-the sender's (a message is a Q-function used as the behaviour policy). ``learn`` updates only each
-arm's OWN learner from its own transitions; ``copy`` overwrites learners (the code's fixed-pattern
-baselines).
+the sender's (a message is a Q-function used as the behaviour policy). ``learn`` stores each arm's
+OWN transitions; once per epoch (the released code's schedule: 20 environment steps, then one
+gradient step) ``loss`` is minimised by one optimizer step owned by the Lightning module, and
+``after_update`` syncs targets. ``copy`` overwrites learners (the code's fixed-pattern baselines).
 
-* :class:`TabularQ`: Q-learning on the environment's discrete states, Q <- Q + lr (r + gamma max Q' - Q).
+* :class:`TabularQ`: Q-learning on the environment's discrete states. The loss
+  0.5 sum (Q(s, a) - y)^2 / n(s, a) over the epoch's transitions (y = r + gamma max Q'(s', .) with the
+  epoch-start table, n(s, a) the visits in the epoch), minimised by one SGD step of size ``lr``, is the
+  update Q(s, a) <- Q(s, a) + lr (mean y - Q(s, a)).
 * :class:`C51Q`: the paper's categorical distributional critic (51 atoms on [0, R_max / (1 - gamma)],
   2 x 16 tanh), one network per arm, trained on each arm's last ``buffer_size`` transitions with the
   projected target r + gamma Z'(s', a*) of a target network (a* greedy in the target's mean).
@@ -22,30 +26,40 @@ from torch import nn
 from modules.rl import hard_update, td_target
 
 
-class TabularQ:
-    def __init__(self, K: int, n_states: int, n_actions: int, gamma: float, lr: float):
-        self.table = np.zeros((K, n_states, n_actions))
-        self.gamma, self.lr = gamma, lr
+class TabularQ(nn.Module):
+    def __init__(self, K: int, n_states: int, n_actions: int, gamma: float):
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(K, n_states, n_actions, dtype=torch.float64))
+        self.gamma = gamma
+        self.epoch: list[tuple[np.ndarray, ...]] = []  # this epoch's (k, s, a, r, s')
 
+    @torch.no_grad()
     def values(self, env, state: np.ndarray, owner: np.ndarray) -> np.ndarray:
-        return self.table[owner, env.state_index(state)]
+        return self.table[torch.as_tensor(owner), torch.as_tensor(env.state_index(state))].numpy()
 
     def learn(self, env, own, state, action, reward, nxt) -> None:
-        s, s2 = env.state_index(state), env.state_index(nxt)
-        target = reward + self.gamma * self.table[own, s2].max(-1)  # continuing task: no terminal
-        self.table[own, s, action] += self.lr * (target - self.table[own, s, action])
+        self.epoch.append((own, env.state_index(state), action, reward, env.state_index(nxt)))
 
-    def end_epoch(self, epoch: int) -> None:
-        """Tabular learners update online; nothing happens at the end of an epoch."""
+    def loss(self) -> torch.Tensor:
+        k, s, a, r, s2 = (torch.as_tensor(np.stack(x)).reshape(-1) for x in zip(*self.epoch))  # [T * R * N]
+        with torch.no_grad():
+            y = td_target(r, torch.zeros_like(r), self.table[k, s2].max(-1).values, self.gamma)  # continuing
+            visits = torch.zeros_like(self.table).index_put_((k, s, a), torch.ones_like(r), accumulate=True)
+        q = self.table[k, s, a]
+        return 0.5 * ((q - y) ** 2 / visits[k, s, a]).sum()
 
+    def after_update(self, epoch: int) -> None:
+        self.epoch = []
+
+    @torch.no_grad()
     def copy(self, dst: np.ndarray, src: np.ndarray) -> None:
-        self.table[dst] = self.table[src]
+        self.table[torch.as_tensor(dst)] = self.table[torch.as_tensor(src)].clone()
 
     def state(self) -> dict:
-        return {"table": self.table}
+        return {}
 
     def load(self, state: dict) -> None:
-        self.table = np.asarray(state["table"], dtype=np.float64)
+        """The table is a parameter: it travels in the state dict."""
 
 
 class ArmMLP(nn.Module):
@@ -83,10 +97,8 @@ class C51Q(nn.Module):
         generator: torch.Generator,
         hidden: int = 16,
         atoms: int = 51,
-        lr: float = 5e-4,
         batch_size: int = 64,
         buffer_size: int = 600,
-        grad_steps: int = 1,
         target_every: int = 10,
     ):
         super().__init__()
@@ -95,15 +107,8 @@ class C51Q(nn.Module):
         self.target = ArmMLP(K, [1, hidden, hidden, n_actions * atoms], generator).requires_grad_(False)
         hard_update(self.target, self.net)
         self.register_buffer("support", torch.linspace(0.0, v_max, atoms))
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
-        self.batch_size, self.buffer_size, self.grad_steps = batch_size, buffer_size, grad_steps
-        self.target_every = target_every
-        self.buffer: dict[str, list[np.ndarray]] = {
-            "s": [],
-            "a": [],
-            "r": [],
-            "s2": [],
-        }  # each [R, N] per step
+        self.batch_size, self.buffer_size, self.target_every = batch_size, buffer_size, target_every
+        self.buffer: dict[str, list[np.ndarray]] = {k: [] for k in ("s", "a", "r", "s2")}  # [R * N] per step
         self.sample_rng = np.random.default_rng(0)  # replaced by the module's stream
 
     def logits(self, net: ArmMLP, x: torch.Tensor, owner: torch.Tensor | None = None) -> torch.Tensor:
@@ -120,22 +125,21 @@ class C51Q(nn.Module):
         return (p * self.support).sum(-1).double().numpy()  # [B, N, A]
 
     def learn(self, env, own, state, action, reward, nxt) -> None:
-        """Store the step's transitions ([R, N] each, arm order = learner order); trained in end_epoch."""
+        """Store the step's transitions ([R, N] each, arm order = learner order)."""
         for key, v in zip(("s", "a", "r", "s2"), (env.scaled(state), action, reward, env.scaled(nxt))):
             self.buffer[key] = (self.buffer[key] + [np.asarray(v).reshape(-1)])[-self.buffer_size :]
 
-    def end_epoch(self, epoch: int) -> None:
-        for _ in range(self.grad_steps):
-            t = self.sample_rng.integers(0, len(self.buffer["s"]), self.batch_size)
-            s, a, r, s2 = (torch.as_tensor(np.stack(self.buffer[k])[t]) for k in ("s", "a", "r", "s2"))
-            loss = self.loss(s.float(), a.long(), r.float(), s2.float())
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+    def loss(self) -> torch.Tensor:
+        """The loss on ``batch_size`` stored steps drawn uniformly (the same steps for every arm)."""
+        t = self.sample_rng.integers(0, len(self.buffer["s"]), self.batch_size)
+        s, a, r, s2 = (torch.as_tensor(np.stack(self.buffer[k])[t]) for k in ("s", "a", "r", "s2"))
+        return self.distributional_loss(s.float(), a.long(), r.float(), s2.float())
+
+    def after_update(self, epoch: int) -> None:
         if (epoch + 1) % self.target_every == 0:
             hard_update(self.target, self.net)
 
-    def loss(self, s, a, r, s2) -> torch.Tensor:
+    def distributional_loss(self, s, a, r, s2) -> torch.Tensor:
         """Cross-entropy to the projected target distribution; s, a, r, s2: [batch, K]."""
         with torch.no_grad():
             p_next = self.logits(self.target, s2).softmax(-1)  # [batch, K, A, atoms]
@@ -158,11 +162,7 @@ class C51Q(nn.Module):
             p[torch.as_tensor(dst)] = p[torch.as_tensor(src)].clone()
 
     def state(self) -> dict:
-        return {
-            "buffer": {k: np.stack(v) if v else np.zeros((0, self.K)) for k, v in self.buffer.items()},
-            "optimizer": self.optimizer.state_dict(),
-        }
+        return {"buffer": {k: np.stack(v) if v else np.zeros((0, self.K)) for k, v in self.buffer.items()}}
 
     def load(self, state: dict) -> None:
         self.buffer = {k: list(np.asarray(v)) for k, v in state["buffer"].items()}
-        self.optimizer.load_state_dict(state["optimizer"])
