@@ -23,8 +23,10 @@ class ReplayBuffer:
     def add(self, **arrays: np.ndarray) -> None:
         n = len(next(iter(arrays.values())))
         if not self.data:
-            self.data = {k: np.zeros((self.capacity, *np.shape(v)[1:]), dtype=np.asarray(v).dtype)
-                         for k, v in arrays.items()}
+            self.data = {
+                k: np.zeros((self.capacity, *np.shape(v)[1:]), dtype=np.asarray(v).dtype)
+                for k, v in arrays.items()
+            }
         slots = (self.cursor + np.arange(n)) % self.capacity
         for k, v in arrays.items():
             self.data[k][slots] = v
@@ -36,8 +38,12 @@ class ReplayBuffer:
         return {k: v[index] for k, v in self.data.items()}
 
     def state_dict(self) -> dict:
-        return {"capacity": self.capacity, "size": self.size, "cursor": self.cursor,
-                "data": {k: torch.from_numpy(v[:self.size].copy()) for k, v in self.data.items()}}
+        return {
+            "capacity": self.capacity,
+            "size": self.size,
+            "cursor": self.cursor,
+            "data": {k: torch.from_numpy(v[: self.size].copy()) for k, v in self.data.items()},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.capacity, self.size, self.cursor = state["capacity"], state["size"], state["cursor"]
@@ -46,4 +52,4 @@ class ReplayBuffer:
         if saved:
             self.data = {k: np.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype) for k, v in saved.items()}
             for k, v in saved.items():
-                self.data[k][:self.size] = v
+                self.data[k][: self.size] = v

@@ -15,8 +15,13 @@ class MLP(nn.Sequential):
     calls it with its own input/output sizes, ``model(in_features=..., out_features=...)``.
     """
 
-    def __init__(self, in_features: int, out_features: int, hidden: Sequence[int] = (64, 64),
-                 activation: type[nn.Module] = nn.ReLU):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden: Sequence[int] = (64, 64),
+        activation: type[nn.Module] = nn.ReLU,
+    ):
         sizes = [in_features, *hidden]
         layers: list[nn.Module] = []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
@@ -37,7 +42,8 @@ class Ensemble(nn.Module):
         stacked, _ = stack_module_state(members)
         self.names = list(stacked)
         self.stacked = nn.ParameterList(nn.Parameter(stacked[name]) for name in self.names)
-        object.__setattr__(self, "base", copy.deepcopy(members[0]).to("meta"))   # architecture only, not a submodule
+        # the architecture only, not a submodule
+        object.__setattr__(self, "base", copy.deepcopy(members[0]).to("meta"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         def member(params, inputs):
