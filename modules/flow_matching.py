@@ -25,6 +25,14 @@ from torch import nn
 from modules.nets import MLP
 
 
+def time_embedding(t: torch.Tensor, features: int = 16) -> torch.Tensor:
+    """Sinusoidal features of flow time ``t`` in [0, 1]: ``[B] -> [B, features]``."""
+    half = features // 2
+    freq = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device) / half)
+    angle = t.reshape(-1, 1) * freq * 2 * math.pi  # [B, half]
+    return torch.cat([angle.sin(), angle.cos()], dim=-1)  # [B, features]
+
+
 class VelocityMLP(nn.Module):
     """``v(x, t, c)``: an MLP on ``[x, c, sinusoidal(t)]`` -> ``dim``."""
 
@@ -35,15 +43,9 @@ class VelocityMLP(nn.Module):
         self.dim, self.cond_dim, self.time_features = dim, cond_dim, time_features
         self.net = MLP(dim + cond_dim + time_features, dim, hidden=[hidden] * layers, activation=nn.SiLU)
 
-    def embed_time(self, t: torch.Tensor) -> torch.Tensor:
-        half = self.time_features // 2
-        freq = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device) / half)
-        angle = t.reshape(-1, 1) * freq * 2 * math.pi  # [B, half]
-        return torch.cat([angle.sin(), angle.cos()], dim=-1)  # [B, time_features]
-
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         t = t.expand(len(x)) if t.ndim == 0 else t
-        parts = [x] + ([cond] if cond is not None else []) + [self.embed_time(t)]
+        parts = [x] + ([cond] if cond is not None else []) + [time_embedding(t, self.time_features)]
         return self.net(torch.cat(parts, dim=-1))
 
 

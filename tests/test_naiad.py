@@ -263,7 +263,7 @@ def test_preset_strategies(tmp_path, seed):
     assert_claims(metrics)
     clusters = json.loads((tmp_path / "clusters" / "0.json").read_text())
     sizes = [c["size"] for c in clusters]
-    assert len(sizes) == 4 and sum(sizes) == 80 and min(sizes) >= 15     # four families of 20, near-exact
+    assert len(sizes) == 4 and sum(sizes) == 80 and min(sizes) >= 15  # four families of 20, near-exact
     assert metrics["metrics"]["naiad/strategies_raw_ari_mean"] < 0.7  # raw embeddings cluster by topic
 
 
