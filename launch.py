@@ -2,27 +2,23 @@
 
 Compose (Hydra) -> validate -> seed -> logger + Trainer from ``hardware`` -> instantiate task and
 algorithm -> fit and/or test -> ``metrics.json`` -> the sweep objective. Nothing here knows any
-method; see ``docs/architecture.md``.
+method; see ``docs/architecture.md``. Lightning is imported only once a run starts, so ``--help``
+and config errors answer in a few seconds.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import hydra
-import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from modules.runtime.config import register_schema, validate
-from modules.runtime.results import summary, write_results
-from modules.runtime.safety import safe_instantiate
-from modules.runtime.trainer import (build_logger, build_trainer, finish_logger, last_checkpoint,
-                                     save_resolved_config)
+from modules.runtime.config import ConfigError, register_schema, validate
 
 log = logging.getLogger("atlas")
 warnings.filterwarnings("ignore", message=".*`srun` command is available.*")   # a laptop with SLURM tools
@@ -30,9 +26,26 @@ warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).
 register_schema()
 
 
-def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> float | None:
+def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence = ()) -> float | None:
+    import lightning.pytorch as pl
+    import torch
+
+    from modules.runtime.results import summary, write_results
+    from modules.runtime.safety import safe_instantiate
+    from modules.runtime.trainer import (
+        build_logger,
+        build_trainer,
+        check_rerun,
+        finish_logger,
+        last_checkpoint,
+        save_resolved_config,
+    )
+
     validate(cfg)
+    check_rerun(cfg, run_dir)
     save_resolved_config(cfg, run_dir)
+    if cfg.hardware.threads:
+        torch.set_num_threads(cfg.hardware.threads)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     logger = build_logger(cfg, run_dir)
     try:
@@ -49,7 +62,8 @@ def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> f
             results = write_results(run_dir / "metrics.json", cfg.experiment_name, cfg.seed, metrics, claims)
             log.info("\n%s\nresults: %s", summary(results), run_dir / "metrics.json")
         if cfg.objective and cfg.objective not in metrics:
-            raise KeyError(f"objective={cfg.objective!r} is not a metric of this run; metrics: {', '.join(metrics)}")
+            raise ConfigError(f"objective={cfg.objective!r} is not a metric of this run (metrics.json is written); "
+                              f"metrics: {', '.join(metrics)}")
         return metrics[cfg.objective] if cfg.objective else None
     finally:
         finish_logger(logger)
@@ -57,7 +71,16 @@ def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence[Callback] = ()) -> f
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    from modules.runtime.trainer import Interrupted
+
+    try:
+        return run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except ConfigError as err:                 # one clear message (also in <run_dir>/launch.log), no traceback
+        log.error("%s", err)
+        sys.exit(2)
+    except Interrupted as err:
+        log.warning("interrupted: %s", err)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

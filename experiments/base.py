@@ -5,21 +5,31 @@ solvers evaluate in ``test_step``, and optionally training data for learners. Ta
 capabilities they ``offer``; algorithms declare the one they ``need`` (see ``modules/base.py``), and
 ``launch.py`` refuses an incompatible pair before any compute, naming the compatible choices.
 
-Instances are generated deterministically from ``(seed, index)`` -- never from a global RNG -- so an
-instance is the same on every rank, device count and resume, and evaluation can be sharded freely.
+Instances are generated deterministically from ``(seed, index, stream name)`` -- never from a global
+RNG -- so an instance is the same on every rank, device count and resume, and evaluation can be
+sharded freely. Streams are *named* (``self.rng(i, "graph")``, ``self.rng(i, "realisations")``):
+each consumer of randomness gets its own, so adding a consumer never shifts another's numbers.
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, ClassVar
 
 import numpy as np
 from torch.utils.data import Dataset
 
 
-def instance_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
-    """The RNG of instance ``index`` of a run seeded with ``seed`` (independent streams per ``stream``)."""
-    return np.random.default_rng([seed, index, stream])
+def stream_id(name: str) -> int:
+    """A stable 32-bit id of a named RNG stream (the same on every machine and Python version)."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"an RNG stream is named by a non-empty string, not {name!r}")
+    return zlib.crc32(name.encode())
+
+
+def instance_rng(seed: int, index: int, stream: str) -> np.random.Generator:
+    """The RNG of stream ``stream`` of instance ``index`` in a run seeded with ``seed``."""
+    return np.random.default_rng([seed, index, stream_id(stream)])
 
 
 class InstanceDataset(Dataset):
@@ -39,7 +49,7 @@ class Task:
     """Base class of every task. Subclasses set ``offers`` and implement ``instances``.
 
     ``seed`` is injected by ``launch.py`` from the top-level ``seed``; everything random in a task
-    derives from it through :func:`instance_rng`.
+    derives from it through :meth:`rng`.
     """
 
     offers: ClassVar[tuple[str, ...]] = ()
@@ -55,5 +65,6 @@ class Task:
         """Training data for supervised learners (RL learners collect their own)."""
         raise NotImplementedError(f"{type(self).__name__} has no training data")
 
-    def rng(self, index: int, stream: int = 0) -> np.random.Generator:
+    def rng(self, index: int, stream: str = "instance") -> np.random.Generator:
+        """Instance ``index``'s stream ``stream``; name each consumer's stream (see the module doc)."""
         return instance_rng(self.seed, index, stream)

@@ -2,8 +2,8 @@
 
 Choo et al. (arXiv:2505.21671), experiments 1-3. A task is a list of ``blocks``; each block is a
 family of ``count`` instances (graph source, label set, reward, discounts, MRF scale), and the
-instances of all blocks are concatenated. Instance i is built from ``self.rng(i, 0)`` (graph,
-covariates, theta) and ``self.rng(i, 1)`` (its Monte-Carlo realisations), so it is identical on
+instances of all blocks are concatenated. Instance i is built from ``self.rng(i, "graph")`` (graph,
+covariates, theta) and ``self.rng(i, "realisations")`` (its Monte-Carlo realisations), so it is identical on
 every rank and device count and every policy sees the same realisations.
 
 Bad input fails here, before any compute: a beta outside (0, 1), a label prior or reward of the
@@ -156,7 +156,7 @@ class GittinsTask(Task):
     def make(self, index: int) -> Instance:
         b = int(np.searchsorted(self.starts, index, side="right") - 1)
         block, j = self.blocks[b], index - int(self.starts[b])
-        rng = self.rng(index, 0)
+        rng = self.rng(index, "graph")
         graph, c, (theta_u, theta_p) = self._graph(b, block, rng)
         K, n = block.labels, graph.number_of_nodes()
         reward = np.asarray(
@@ -169,7 +169,7 @@ class GittinsTask(Task):
             mrf=covariate_mrf(graph, c, theta_u, theta_p, K),
             reward=reward,
             beta=block.betas[j % len(block.betas)],
-            rng=self.rng(index, 1),
+            rng=self.rng(index, "realisations"),
             samples=self.samples,
             exact=exact,
             roots=block.roots,

@@ -53,7 +53,7 @@ class CoinGameExact(AtlasModule):
     def test_step(self, batch, batch_idx):
         index, spec = batch
         hp = self.hparams
-        rng = self.task.rng(index, stream=1)
+        rng = self.task.rng(index, "policy")
         model, p0 = build_model(spec), start_distribution(spec)
         coop = cooperative(model, hp.tie, hp.xi)
         cheapest = cooperative(model, "min_payment", hp.xi)

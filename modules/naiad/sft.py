@@ -40,6 +40,7 @@ class SFTAds(AtlasModule):
     needs = "ad_sft"
     models = ("smollm2", "none")   # the LLM is named by `llm`; model=smollm2 marks the run as an LLM run
     stages = ("fit", "test")
+    saved_parameters = "lora_"                         # checkpoints hold the LoRA weights only
 
     def __init__(self, task, model=None, llm: str = DEFAULT_LLM, cache_path: str | None = None,
                  encoder: str = "all-MiniLM-L6-v2", lora_r: PositiveInt = 8, lora_alpha: PositiveInt = 16,
@@ -48,7 +49,7 @@ class SFTAds(AtlasModule):
                  response_tokens: PositiveInt = 48):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
-        self.strict_loading = False                    # checkpoints hold the LoRA weights only
+        self.strict_loading = False
         base, self.tokenizer = load_causal_lm(llm)
         lora = LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
                           target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
@@ -82,7 +83,7 @@ class SFTAds(AtlasModule):
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.task.train_data(), batch_size=self.hparams.batch_size, shuffle=True,
-                          collate_fn=self.collate, generator=torch.Generator().manual_seed(self.task.seed))
+                          collate_fn=self.collate, generator=self.torch_generator("shuffle"))
 
     def training_step(self, batch, batch_idx):
         loss = self.net(**batch).loss
@@ -93,14 +94,11 @@ class SFTAds(AtlasModule):
     def configure_optimizers(self):
         return torch.optim.AdamW([p for p in self.net.parameters() if p.requires_grad], lr=self.hparams.lr)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if "lora_" in k}
-        checkpoint["losses"] = self.losses
+    def learner_state(self) -> dict:
+        return {"losses": self.losses}
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        super().on_load_checkpoint(checkpoint)
-        self.losses = [tuple(x) for x in checkpoint.get("losses", [])]
+    def load_learner_state(self, state: dict) -> None:
+        self.losses = [tuple(x) for x in state["losses"]]
 
     # ---- evaluation: base vs fine-tuned on held-out pairs ----------------------------------
     def on_test_start(self) -> None:

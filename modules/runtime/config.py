@@ -21,9 +21,10 @@ import enum
 import importlib
 import inspect
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import pydantic
 from hydra.core.config_store import ConfigStore
@@ -69,9 +70,16 @@ class TrainerConf:
     limit_train_batches: Any = None         # int = batches, float = fraction
     limit_test_batches: Any = None          # int = instances, float = fraction
     log_every_n_steps: int = 10
-    gradient_clip_val: Optional[float] = None
+    gradient_clip_val: float | None = None
     enable_progress_bar: bool = True
     deterministic: Any = False
+
+
+@dataclass
+class HardwareConf:
+    """Process-wide settings of the machine a run lands on (set by ``hardware/*.yaml``)."""
+
+    threads: int | None = None          # torch intra-op threads; null = torch's default (all cores)
 
 
 @dataclass
@@ -90,11 +98,13 @@ class AtlasConf:
     algorithm: Any = MISSING
     logger: Any = None
     trainer: TrainerConf = field(default_factory=TrainerConf)
+    hardware: HardwareConf = field(default_factory=HardwareConf)
     seed: int = 0
     experiment_name: str = "custom"
-    objective: Optional[str] = None
-    claims: List[ClaimConf] = field(default_factory=list)
+    objective: str | None = None
+    claims: list[ClaimConf] = field(default_factory=list)
     checkpoint_every_n_steps: int = 200
+    fresh: bool = False                    # rerun into an existing run dir: discard its checkpoint
 
 
 def register_schema() -> None:
@@ -116,13 +126,15 @@ def check_signature(node: DictConfig, key: str) -> None:
     target = locate(node._target_)
     params = inspect.signature(target, eval_str=True).parameters   # also under `from __future__ import annotations`
     skip = set(INJECTED.get(key, ())) | {"self"}
+    partial = bool(node.get("_partial_", False))     # the caller supplies the rest (e.g. layer sizes)
     fields, open_kwargs = {}, False
     for name, p in params.items():
         if p.kind is p.VAR_KEYWORD:
             open_kwargs = True
         elif p.kind not in (p.VAR_POSITIONAL,) and name not in skip:
             annotation = Any if p.annotation is inspect.Parameter.empty else p.annotation
-            fields[name] = (annotation, ... if p.default is inspect.Parameter.empty else p.default)
+            required = p.default is inspect.Parameter.empty and not partial
+            fields[name] = (annotation, ... if required else p.default)
     values = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
     model = pydantic.create_model(
         f"{target.__name__}Args", __config__=pydantic.ConfigDict(
@@ -170,6 +182,28 @@ def check_launch(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
                           "or hardware=slurm on a cluster")
 
 
+def check_values(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """Top-level values the schema's types cannot express."""
+    submitting = "submitit" in str(hydra_cfg.launcher.get("_target_", "")) and "SLURM_JOB_ID" not in os.environ
+    problems = []
+    if cfg.seed < 0:
+        problems.append(f"seed={cfg.seed}: seeds are non-negative integers")
+    if cfg.trainer.devices in (0, "0") or (isinstance(cfg.trainer.devices, int) and cfg.trainer.devices < 0):
+        problems.append(f"trainer.devices={cfg.trainer.devices}: need at least one device (or 'auto')")
+    if cfg.checkpoint_every_n_steps < 1:
+        problems.append(f"checkpoint_every_n_steps={cfg.checkpoint_every_n_steps}: must be >= 1")
+    if cfg.hardware.threads is not None and cfg.hardware.threads < 1:
+        problems.append(f"hardware.threads={cfg.hardware.threads}: must be >= 1 (or null)")
+    if cfg.trainer.accelerator in (Accelerator.gpu, Accelerator.cuda) and not submitting:   # GPUs are on the nodes
+        import torch
+
+        if not torch.cuda.is_available():
+            problems.append(f"trainer.accelerator={cfg.trainer.accelerator.value}: no CUDA GPU on this machine; "
+                            "use hardware=cpu (or hardware=ddp_cpu), or run on a GPU node (hardware=slurm)")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
 def check_claims(cfg: DictConfig) -> None:
     for claim in cfg.claims:
         if claim.op not in OPS:
@@ -202,7 +236,10 @@ def validate(cfg: DictConfig) -> None:
         check_targets(cfg.logger, "logger")
     check_signature(cfg.task, "task")
     check_signature(cfg.algorithm, "algorithm")
+    if "_target_" in cfg.model:
+        check_signature(cfg.model, "model")
     check_compatibility(cfg, dict(hydra_cfg.runtime.choices))
     check_launch(cfg, hydra_cfg)
+    check_values(cfg, hydra_cfg)
     check_claims(cfg)
     drop_claims_if_rechosen(cfg, hydra_cfg)

@@ -1,8 +1,10 @@
 """Trainer and logger from the ``hardware``/``logger`` groups.
 
-* Checkpoints go to ``<run_dir>/checkpoints`` (deterministic, so a rerun or a SLURM requeue of the
-  same job directory resumes from the newest checkpoint); an exception writes
-  ``on_exception.ckpt`` at the step it happened, and ``last.ckpt`` survives a finished run.
+* Checkpoints go to ``<run_dir>/checkpoints/last.ckpt`` (deterministic, so a rerun or a SLURM
+  requeue of the same job directory resumes from it), always at a step boundary: periodically,
+  at the end of training, and when the run is interrupted (Ctrl-C or SIGTERM finish the step in
+  flight, save, and stop). A resumed run therefore equals an uninterrupted one exactly; a crash
+  (an exception, kill -9) resumes from the last periodic save.
 * Preemption has one owner: submitit (USR2 + ``max_num_timeout`` in ``hardware/slurm.yaml``)
   requeues; Lightning's ``SLURMEnvironment`` runs with ``auto_requeue=False``.
 * W&B is offline unless ``WANDB_MODE``/``logger.mode`` says otherwise; if W&B cannot start, the run
@@ -12,12 +14,15 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning.pytorch as pl
 from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, OnExceptionCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -40,6 +45,41 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Logger | bool:
         return CSVLogger(save_dir=str(run_dir), name="csv")
 
 
+# keys that change how a run is shown or where it runs, never what it computes
+PRESENTATION_KEYS = ("logger", "trainer.enable_progress_bar", "trainer.log_every_n_steps", "hardware.threads",
+                     "objective", "fresh")
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def check_rerun(cfg: DictConfig, run_dir: Path) -> None:
+    """A rerun into ``run_dir`` resumes only under the config that made it; ``fresh=true`` starts over."""
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.exists():
+        return
+    if cfg.fresh:
+        for stale in (run_dir / "checkpoints" / "last.ckpt", run_dir / "metrics.json"):
+            stale.unlink(missing_ok=True)
+        return
+    saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
+    now = _flat(OmegaConf.to_container(OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True))))
+    differ = sorted(k for k in saved.keys() | now.keys()
+                    if saved.get(k) != now.get(k) and not k.startswith(PRESENTATION_KEYS))
+    if differ:
+        from modules.runtime.config import ConfigError
+
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in differ[:8])
+        raise ConfigError(f"{run_dir} holds a run of another config ({shown}{', …' if len(differ) > 8 else ''}); "
+                          "choose another hydra.run.dir, or add fresh=true to discard it and start over")
+
+
 @rank_zero_only
 def save_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
     """``<run_dir>/config.yaml``: the config exactly as the run saw it (Hydra keeps the unresolved one)."""
@@ -56,9 +96,54 @@ def finish_logger(logger: Logger | bool) -> None:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    """The newest of the periodic ``last.ckpt`` and the crash-time ``on_exception.ckpt``."""
-    found = [p for p in (run_dir / "checkpoints").glob("*.ckpt") if p.stem in ("last", "on_exception")]
-    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+    """``last.ckpt``, saved only at step boundaries (never a half-finished step)."""
+    path = run_dir / "checkpoints" / "last.ckpt"
+    return path if path.exists() else None
+
+
+class Interrupted(Exception):
+    """Raised after a graceful stop has saved ``last.ckpt``; the rerun resumes from there. (Not a
+    ``KeyboardInterrupt``: Lightning would ``sys.exit`` and ignore SIGINT for the rest of the process.)"""
+
+
+class GracefulStop(Callback):
+    """Ctrl-C / SIGTERM during ``fit``: finish the step in flight, save ``last.ckpt``, stop.
+
+    A second Ctrl-C interrupts at once (then the rerun resumes from the last periodic save).
+    SLURM preemption (USR2) stays with submitit, which requeues the job."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, path: Path):
+        self.path, self.requested, self.saved = path, None, {}
+
+    def _request(self, signum, frame) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        log.warning("%s: finishing the current step, saving %s, then stopping (again to abort)",
+                    self.requested, self.path)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.saved = {s: signal.signal(s, self._request) for s in self.SIGNALS}
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self.requested is not None:
+            trainer.save_checkpoint(self.path)
+            raise Interrupted(f"{self.requested} at step {trainer.global_step}; saved {self.path}: "
+                              "rerun the same command to resume")
+
+    def on_train_end(self, *args: Any) -> None:
+        self.restore()
+
+    def on_exception(self, *args: Any) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        for s, handler in self.saved.items():
+            signal.signal(s, handler)
+        self.saved = {}
 
 
 class SaveFinalState(Callback):
@@ -88,7 +173,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger: Logger | bool,
             ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
                             every_n_train_steps=cfg.checkpoint_every_n_steps),
             SaveFinalState(ckpt_dir / "last.ckpt"),
-            OnExceptionCheckpoint(dirpath=ckpt_dir),          # on_exception.ckpt, removed after success
+            GracefulStop(ckpt_dir / "last.ckpt"),
             *callbacks,
         ],
     )
