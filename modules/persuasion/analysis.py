@@ -29,30 +29,60 @@ centring/ridge, the upstream selection rule (``upstream_k`` or ``upstream_thresh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 from torch import Tensor
 
 from experiments.persuasion.items import ItemBatch
 from modules.hooks import HeadPatch, HookedLM, patch_heads
 
 
-@dataclass
-class AnalysisConfig:
-    candidates: int = 0              # heads ranked exactly after attribution patching (0: all heads exactly)
-    n_random: int = 12               # random heads patched jointly as a control
-    top_joint: int = 3               # top heads patched jointly
-    alphas: tuple = (0.5, 1.0, 2.0, 4.0, 8.0)   # steering doses, in units of the projection's std
-    claim_alpha: float = 4.0         # the dose the steering claim reads
-    removal: str = "clean_value"     # "clean_value" | "project_out"
-    folds: int = 10                  # CV folds of the rank-1 fit
-    ridge: float = 1e-3              # ridge of the rank-1 fit (relative to the feature scale)
-    upstream_k: int = 0              # top-k upstream heads (0: all above upstream_threshold)
-    upstream_threshold: float = 0.1  # share of the r-shift a head must restore to be selected
-    upstream_candidates: int = 0     # upstream heads patched exactly after gradient attribution (0: all)
-    batch_size: int = 64
-    seed: int = 0                    # random heads and random directions
+Share = Annotated[float, Field(ge=0, le=1)]
+METRICS = (
+    "too_few", "n_items", "clean_acc", "n_clean_correct", "pers_success", "pers_flip", "mention_correct",
+    "mention_success", "keyword_correct", "keyword_success", "truthful_correct", "truthful_success", "n_flipped",
+    "decision_layer", "decision_head", "decision_kv_group", "decision_depth", "R_top1", "R_top2", "repair_top_joint",
+    "repair_top2_joint", "repair_random_joint", "R_random_mean", "R_top1_all_positions", "repair_full",
+    "repair_pattern", "R_pattern", "pattern_share", "attended_is_answer", "attention_on_answer_ge_0.8",
+    "attention_on_answer", "copy_fidelity", "pca3_variance", "silhouette", "centroid_ratio", "s_intermediate",
+    "s_mean", "vertex_offset_pers", "vertex_offset_clean", "vertex_distance_ratio", "rank1_cv_error",
+    "steer_flip", "steer_monotone", "steer_flip_random", "removal_block", "removal_clean_acc",
+    "removal_block_random", "r_shift", "r_shift_mention", "r_shift_keyword", "r_shift_truthful", "n_upstream",
+    "upstream_band_min", "upstream_band_max", "upstream_joint_share", "upstream_ablation_block",
+    "upstream_mention_attention",
+)
+
+
+class TooFew(Exception):
+    """The model gives too little to analyse further (no clean-correct or flipped items)."""
+
+
+class AnalysisConfig(BaseModel):
+    """The analysis knobs (validated before any compute; every one is an ``algorithm.analysis`` key)."""
+
+    model_config = ConfigDict(extra="forbid")
+    candidates: NonNegativeInt = 0          # heads ranked exactly after attribution patching (0: all exactly)
+    n_random: PositiveInt = 12              # random heads patched jointly as a control
+    top_joint: PositiveInt = 3              # top heads patched jointly
+    alphas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)   # steering doses, x std of the projection
+    claim_alpha: float = 4.0                # the dose the steering claim reads
+    removal: Literal["clean_value", "project_out"] = "clean_value"
+    folds: Annotated[int, Field(ge=2)] = 10     # CV folds of the rank-1 fit
+    ridge: PositiveFloat = 1e-3             # ridge of the rank-1 fit (relative to the feature scale)
+    upstream_k: NonNegativeInt = 0          # top-k upstream heads (0: all above upstream_threshold)
+    upstream_threshold: Share = 0.1         # share of the r-shift a head must restore to be selected
+    upstream_candidates: NonNegativeInt = 0  # upstream heads patched exactly after gradient attribution (0: all)
+    batch_size: PositiveInt = 64
+    seed: int = 0                           # random heads and random directions
+
+    @model_validator(mode="after")
+    def _alpha_in_doses(self):
+        if self.claim_alpha not in self.alphas:
+            raise ValueError(f"claim_alpha={self.claim_alpha} must be one of alphas={list(self.alphas)}")
+        return self
 
 
 @dataclass
@@ -104,7 +134,7 @@ class Analysis:
         m["n_items"], m["clean_acc"] = len(it), float((p_clean.argmax(1) == it.correct).float().mean())
         m["n_clean_correct"] = len(self.C)
         if len(self.C) == 0:
-            raise ValueError("no item is answered correctly without persuasion: nothing to analyse")
+            raise TooFew("no item is answered correctly without persuasion")
         self.p = {"clean": p_clean[self.C]}
         for arm in it.ids:
             if arm != "clean":
@@ -120,7 +150,7 @@ class Analysis:
         self.F = self.C[choice["pers"] == target]
         m["n_flipped"] = len(self.F)
         if len(self.F) < 2:
-            raise ValueError(f"only {len(self.F)} clean-correct item(s) flip to the target: too few to analyse")
+            raise TooFew(f"only {len(self.F)} clean-correct item(s) flip to the target")
 
     # ---- 2. restoration patching -------------------------------------------------------------
     def p_correct_metric(self, run, chunk_rows_of_F):
@@ -355,11 +385,19 @@ class Analysis:
         self.out.arrays["dose_alpha"], self.out.arrays["dose_flip"] = np.array(self.cfg.alphas), np.array(doses)
         m["steer_flip"] = doses[list(self.cfg.alphas).index(self.cfg.claim_alpha)]
         m["steer_monotone"] = float(all(b >= a - 0.05 for a, b in zip(doses, doses[1:])))
-        rand = torch.randn(self.h.d_model, generator=self.gen)
-        self.rand_dir = rand / rand.norm()
+        self.rand_dir = self.random_direction((XK - mk).reshape(-1, XK.shape[-1]).float())
         m["steer_flip_random"] = self.steer_rate(self.rand_dir, self.cfg.claim_alpha, tpos)
         m["removal_block"], m["removal_clean_acc"] = self.remove(self.r_hat)
         m["removal_block_random"], _ = self.remove(self.rand_dir)
+
+    def random_direction(self, keys: Tensor) -> Tensor:
+        """A unit direction drawn at random inside the span where the option tokens' inputs vary
+        (principal axes holding 99% of their variance), orthogonal to r^: the same-norm control."""
+        _, sv, vt = torch.linalg.svd(keys, full_matrices=False)
+        k = int((torch.cumsum(sv**2, 0) / (sv**2).sum() < 0.99).sum()) + 1
+        rand = torch.randn(k, generator=self.gen) @ vt[:k]
+        rand = rand - (rand @ self.r_hat) * self.r_hat
+        return rand / rand.norm()
 
     def steer_rate(self, direction: Tensor, alpha: float, tpos: Tensor) -> float:
         L = self.d[0]
@@ -418,7 +456,7 @@ class Analysis:
         h, it, F, L, m = self.h, self.items, self.F, self.d[0], self.out.metrics
         heads = [(layer, k) for layer in range(L) for k in range(h.n_heads)]
         if not heads:
-            raise ValueError(f"the decision head sits in layer {L}: no upstream heads to analyse")
+            raise TooFew(f"the decision head sits in layer {L}: no upstream heads")
         proj = {arm: torch.cat(self.forward(arm, F, lambda r, c: self.r_projection(r, c), capture=("normed",),
                                             layers=[L])) for arm in it.ids}
         shift = (proj["pers"] - proj["clean"]).mean()
@@ -484,11 +522,18 @@ class Analysis:
         return scores
 
     def run(self) -> Result:
-        with torch.no_grad():
-            self.behaviour()
-            self.restoration()
-            self.copying()
-            self.geometry()
-            self.routing()
-            self.upstream()
+        """All steps; where the model gives too little to analyse (e.g. after 2 training steps), the
+        remaining figures are NaN (same keys on every run and rank) and ``too_few`` is 1."""
+        self.out.metrics["too_few"] = 0.0
+        try:
+            with torch.no_grad():
+                self.behaviour()
+                self.restoration()
+                self.copying()
+                self.geometry()
+                self.routing()
+                self.upstream()
+        except TooFew:
+            self.out.metrics["too_few"] = 1.0
+        self.out.metrics = {k: self.out.metrics.get(k, float("nan")) for k in METRICS}
         return self.out

@@ -4,24 +4,18 @@ Rerouted", arXiv:2605.09314) on models handed over by the task: the planted circ
 One ``test_step`` = one replica: the full causal chain of :mod:`modules.persuasion.analysis` on
 the replica's model and items, then the comparison with the planted ground truth (decision head,
 keyword heads, routing direction r*). ``summarize`` reports every figure's mean, std, min and max
-over replicas. DDP: replicas shard over ranks.
+over replicas (NaN entries left out). DDP: replicas shard over ranks.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 import numpy as np
 import torch
-from pydantic import Field, NonNegativeInt, PositiveInt
 
 from modules.base import AtlasModule
 from modules.hooks import HookedLM
 from modules.persuasion.analysis import Analysis, AnalysisConfig
 from modules.persuasion.plots import figures
-
-Share = Annotated[float, Field(ge=0, le=1)]
-
 
 def summarize_replicas(rows: dict[str, np.ndarray]) -> dict[str, float]:
     out = {}
@@ -29,11 +23,10 @@ def summarize_replicas(rows: dict[str, np.ndarray]) -> dict[str, float]:
         if key == "index":
             continue
         v = np.asarray(values, dtype=float)
-        out[f"persuasion/{key}"] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
-        if len(v) > 1:
-            out[f"persuasion/{key}_std"] = float(np.nanstd(v))
-            out[f"persuasion/{key}_min"] = float(np.nanmin(v))
-            out[f"persuasion/{key}_max"] = float(np.nanmax(v))
+        finite = v[np.isfinite(v)]
+        stats = (finite.mean(), finite.std(), finite.min(), finite.max()) if len(finite) else (float("nan"),) * 4
+        for suffix, value in zip(("", "_std", "_min", "_max"), stats):
+            out[f"persuasion/{key}{suffix}"] = float(value)
     return out
 
 
@@ -42,26 +35,20 @@ class CircuitAnalysis(AtlasModule):
     models = ("none",)
     stages = ("test",)
 
-    def __init__(self, task, model=None, candidates: NonNegativeInt = 0, n_random: PositiveInt = 12,
-                 top_joint: PositiveInt = 3, alphas: list[float] = [0.5, 1.0, 2.0, 4.0, 8.0], claim_alpha: float = 4.0,
-                 removal: Literal["clean_value", "project_out"] = "clean_value", folds: PositiveInt = 10,
-                 ridge: Annotated[float, Field(gt=0)] = 1e-3, upstream_k: NonNegativeInt = 0,
-                 upstream_threshold: Share = 0.1, upstream_candidates: NonNegativeInt = 0,
-                 batch_size: PositiveInt = 64):
+    def __init__(self, task, model=None, analysis: AnalysisConfig = AnalysisConfig()):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
-        if claim_alpha not in alphas:
-            raise ValueError(f"claim_alpha={claim_alpha} must be one of alphas={alphas}")
+        self.analysis = AnalysisConfig.model_validate(dict(analysis) if not isinstance(analysis, AnalysisConfig)
+                                                      else analysis.model_dump())
 
     def analysis_config(self, index: int) -> AnalysisConfig:
-        hp = dict(self.hparams)
-        hp["alphas"] = tuple(hp["alphas"])
-        return AnalysisConfig(**hp, seed=int(self.rng("analysis").integers(2**31)) + index)
+        """Per-replica settings; the random controls come from the instance's stream (rank-independent)."""
+        return self.analysis.model_copy(update={"seed": int(self.task.rng(index, "analysis").integers(2**31))})
 
     def analyse(self, index: int, hooked: HookedLM, items, title: str) -> dict[str, float]:
         result = Analysis(hooked, items, self.analysis_config(index)).run()
         self.last_result = result
-        if index == 0:
+        if index == 0 and not result.metrics["too_few"]:
             for name, fig in figures(result.arrays, title).items():
                 self.save_figure(fig, f"persuasion_{name}")
         return result.metrics
