@@ -29,14 +29,14 @@ missing. Nothing here knows any task.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
 
 IMPLEMENTATION = "atlas_hooks"
-_ACTIVE: list["_Session"] = []       # the session of the forward in flight (one at a time)
+_ACTIVE: list[_Session] = []  # the session of the forward in flight (one at a time)
 
 
 @dataclass
@@ -59,12 +59,12 @@ class HeadPatch:
 class Run:
     """What one forward recorded. Dicts are keyed by layer index."""
 
-    logits: Tensor                                  # [B, T, vocab]
-    z: dict[int, Tensor] = field(default_factory=dict)        # [B, T, H, d_head]
+    logits: Tensor  # [B, T, vocab]
+    z: dict[int, Tensor] = field(default_factory=dict)  # [B, T, H, d_head]
     pattern: dict[int, Tensor] = field(default_factory=dict)  # [B, H, T, T]
-    q: dict[int, Tensor] = field(default_factory=dict)        # [B, H, T, d_head], post-RoPE
-    k: dict[int, Tensor] = field(default_factory=dict)        # [B, H_kv, T, d_head], post-RoPE
-    normed: dict[int, Tensor] = field(default_factory=dict)   # [B, T, d_model], input of q/k/v
+    q: dict[int, Tensor] = field(default_factory=dict)  # [B, H, T, d_head], post-RoPE
+    k: dict[int, Tensor] = field(default_factory=dict)  # [B, H_kv, T, d_head], post-RoPE
+    normed: dict[int, Tensor] = field(default_factory=dict)  # [B, T, d_model], input of q/k/v
 
 
 @dataclass
@@ -85,7 +85,7 @@ def _overwrite(x: Tensor, patches: list[HeadPatch], layer: int, head_dim: int) -
     x = x.clone()
     for p in mine:
         index = (p.rows, p.head) if head_dim == 1 else (p.rows, slice(None), p.head)
-        old = x[index]                                            # [n, T, ...]
+        old = x[index]  # [n, T, ...]
         new = p.value.to(x.dtype)
         if p.where is not None:
             keep = p.where.view(*p.where.shape, *([1] * (old.dim() - 2)))
@@ -94,12 +94,13 @@ def _overwrite(x: Tensor, patches: list[HeadPatch], layer: int, head_dim: int) -
     return x
 
 
-def _hooked_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, softcap=None,
-                      **kwargs):
+def _hooked_attention(
+    module, query, key, value, attention_mask, scaling, dropout=0.0, softcap=None, **kwargs
+):
     """Eager attention with capture and patch points (``query`` [B, H, T, d], ``key`` [B, H_kv, T, d])."""
     session, layer = (_ACTIVE[-1] if _ACTIVE else _PLAIN), module.layer_idx
     groups = query.shape[1] // key.shape[1]
-    keys = key.repeat_interleave(groups, dim=1)                   # [B, H, T, d] (GQA: shared)
+    keys = key.repeat_interleave(groups, dim=1)  # [B, H, T, d] (GQA: shared)
     values = value.repeat_interleave(groups, dim=1)
     scores = torch.matmul(query, keys.transpose(2, 3)) * scaling  # [B, H, T, T]
     if softcap is not None:
@@ -111,7 +112,7 @@ def _hooked_attention(module, query, key, value, attention_mask, scaling, dropou
     pattern = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
     pattern = _overwrite(pattern, session.patch_pattern, layer, head_dim=1)
     pattern = torch.nn.functional.dropout(pattern, p=dropout, training=module.training)
-    z = torch.matmul(pattern, values).transpose(1, 2)             # [B, T, H, d]
+    z = torch.matmul(pattern, values).transpose(1, 2)  # [B, T, H, d]
     z = _overwrite(z, session.patch_z, layer, head_dim=2)
     if layer in session.layers:
         run = session.run
@@ -121,7 +122,7 @@ def _hooked_attention(module, query, key, value, attention_mask, scaling, dropou
     return z.contiguous(), pattern
 
 
-_PLAIN = _Session(frozenset(), frozenset(), [], [], None, Run(logits=torch.empty(0)))   # a plain forward
+_PLAIN = _Session(frozenset(), frozenset(), [], [], None, Run(logits=torch.empty(0)))  # a plain forward
 
 
 def _register() -> None:
@@ -140,12 +141,16 @@ class HookedLM:
         inner = getattr(model, "model", None)
         layers = getattr(inner, "layers", None)
         if config is None or layers is None or not hasattr(model, "set_attn_implementation"):
-            raise ValueError(f"{type(model).__name__} is not a transformers causal LM with `.model.layers`: "
-                             "no attention hooks")
+            raise ValueError(
+                f"{type(model).__name__} is not a transformers causal LM with `.model.layers`: "
+                "no attention hooks"
+            )
         attn = getattr(layers[0], "self_attn", None)
         if attn is None or not all(hasattr(attn, n) for n in ("o_proj", "layer_idx", "head_dim")):
-            raise ValueError(f"{type(model).__name__}: its attention has no o_proj/layer_idx/head_dim, "
-                             "so it does not dispatch through AttentionInterface (no attention hooks)")
+            raise ValueError(
+                f"{type(model).__name__}: its attention has no o_proj/layer_idx/head_dim, "
+                "so it does not dispatch through AttentionInterface (no attention hooks)"
+            )
         _register()
         model.set_attn_implementation(IMPLEMENTATION)
         self.model, self.layers = model, layers
@@ -165,7 +170,7 @@ class HookedLM:
 
     def W_O(self, layer: int) -> Tensor:
         """o_proj weight split by head: [H, d_head, d_model] (write_h = z_h @ W_O[h])."""
-        w = self.layers[layer].self_attn.o_proj.weight                  # [d_model, H * d_head]
+        w = self.layers[layer].self_attn.o_proj.weight  # [d_model, H * d_head]
         return w.T.reshape(self.n_heads, self.head_dim, self.d_model)
 
     def head_write(self, layer: int, z: Tensor) -> Tensor:
@@ -173,10 +178,12 @@ class HookedLM:
         return torch.einsum("...hd,hdm->...hm", z, self.W_O(layer))
 
     @contextlib.contextmanager
-    def _edits(self, edits: dict[int, Callable[[Tensor], Tensor]], capture_normed: set[int], run: Run
-               ) -> Iterator[None]:
+    def _edits(
+        self, edits: dict[int, Callable[[Tensor], Tensor]], capture_normed: set[int], run: Run
+    ) -> Iterator[None]:
         handles = []
         for layer in set(edits) | capture_normed:
+
             def hook(_module, _args, out, layer=layer):
                 out = edits[layer](out) if layer in edits else out
                 if layer in capture_normed:
@@ -190,12 +197,22 @@ class HookedLM:
             for h in handles:
                 h.remove()
 
-    def run(self, input_ids: Tensor, attention_mask: Tensor | None = None, *, capture: tuple[str, ...] = (),
-            layers: list[int] | None = None, patch_z: list[HeadPatch] = (), patch_pattern: list[HeadPatch] = (),
-            edit_normed: dict[int, Callable[[Tensor], Tensor]] | None = None,
-            attention_bias: Tensor | None = None) -> Run:
+    def run(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        *,
+        capture: tuple[str, ...] = (),
+        layers: list[int] | None = None,
+        patch_z: list[HeadPatch] = (),
+        patch_pattern: list[HeadPatch] = (),
+        edit_normed: dict[int, Callable[[Tensor], Tensor]] | None = None,
+        attention_bias: Tensor | None = None,
+        logits_to_keep: int = 0,
+    ) -> Run:
         """One forward; ``capture`` names from {"z", "pattern", "q", "k", "normed"} for ``layers`` (all).
 
+        ``logits_to_keep=k`` computes logits for the last k positions only (0: all; large vocabularies).
         Left padding is supported: positions restart at each row's first real token. Gradients flow
         when called outside ``torch.no_grad`` (captured tensors are the ones used downstream).
         """
@@ -204,7 +221,9 @@ class HookedLM:
             raise ValueError(f"capture: unknown names {sorted(unknown)}")
         chosen = frozenset(range(self.n_layers) if layers is None else layers)
         run = Run(logits=torch.empty(0))
-        session = _Session(frozenset(capture), chosen, list(patch_z), list(patch_pattern), attention_bias, run)
+        session = _Session(
+            frozenset(capture), chosen, list(patch_z), list(patch_pattern), attention_bias, run
+        )
         position_ids = None
         if attention_mask is not None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -212,16 +231,30 @@ class HookedLM:
         _ACTIVE.append(session)
         try:
             with self._edits(edit_normed or {}, normed, run):
-                run.logits = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                                        position_ids=position_ids, use_cache=False).logits
+                run.logits = self.model(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
+                    use_cache=False,
+                    logits_to_keep=logits_to_keep,
+                ).logits
         finally:
             _ACTIVE.pop()
         return run
 
 
-def patch_heads(hooked: HookedLM, input_ids: Tensor, attention_mask: Tensor | None, source: dict[int, Tensor],
-                heads: list[tuple[int, int]], metric: Callable[[Run, Tensor], Tensor],
-                where: Tensor | None = None, batch_size: int = 64, kind: str = "z", **run_kwargs) -> Tensor:
+def patch_heads(
+    hooked: HookedLM,
+    input_ids: Tensor,
+    attention_mask: Tensor | None,
+    source: dict[int, Tensor],
+    heads: list[tuple[int, int]],
+    metric: Callable[[Run, Tensor], Tensor],
+    where: Tensor | None = None,
+    batch_size: int = 64,
+    kind: str = "z",
+    **run_kwargs,
+) -> Tensor:
     """``metric`` after patching each head in ``heads`` alone, on every item: [n_items, n_heads].
 
     ``input_ids`` [N, T] is the run patched into; ``source[layer]`` holds the values patched in:
@@ -234,14 +267,14 @@ def patch_heads(hooked: HookedLM, input_ids: Tensor, attention_mask: Tensor | No
     rows = [(i, j) for j in range(len(heads)) for i in range(n)]
     out = torch.empty(n, len(heads))
     for start in range(0, len(rows), batch_size):
-        chunk = rows[start: start + batch_size]
+        chunk = rows[start : start + batch_size]
         items = torch.tensor([i for i, _ in chunk])
         patches = []
         for j in sorted({j for _, j in chunk}):
             local = torch.tensor([r for r, (_, jj) in enumerate(chunk) if jj == j])
             layer, head = heads[j]
             src = items[local]
-            value = source[layer][src, :, head] if kind == "z" else source[layer][src, head]   # [n, T, d|T]
+            value = source[layer][src, :, head] if kind == "z" else source[layer][src, head]  # [n, T, d|T]
             patches.append(HeadPatch(layer, head, local, value, None if where is None else where[src]))
         mask = None if attention_mask is None else attention_mask[items]
         kwargs = {"patch_z": patches} if kind == "z" else {"patch_pattern": patches}

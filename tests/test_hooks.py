@@ -12,15 +12,26 @@ from modules.hooks import HeadPatch, HookedLM, patch_heads
 def tiny():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
-    model = LlamaForCausalLM._from_config(copy.deepcopy(cfg), attn_implementation="eager", dtype=torch.float32)
+    cfg = LlamaConfig(
+        vocab_size=50,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    model = LlamaForCausalLM._from_config(
+        copy.deepcopy(cfg), attn_implementation="eager", dtype=torch.float32
+    )
     torch.manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.2)
     model.eval()
-    reference = LlamaForCausalLM._from_config(copy.deepcopy(cfg), attn_implementation="eager", dtype=torch.float32).eval()
+    reference = LlamaForCausalLM._from_config(
+        copy.deepcopy(cfg), attn_implementation="eager", dtype=torch.float32
+    ).eval()
     reference.load_state_dict(model.state_dict())
     ids = torch.randint(0, 50, (3, 10), generator=torch.Generator().manual_seed(1))
     return HookedLM(model), reference, ids
@@ -35,15 +46,16 @@ def test_same_logits_as_eager_and_captures_shapes(tiny):
     assert run.q[0].shape == (3, 4, 10, 8) and run.k[0].shape == (3, 2, 10, 8)
     assert run.normed[1].shape == (3, 10, 32)
     assert torch.allclose(run.pattern[0].sum(-1), torch.ones(3, 4, 10), atol=1e-5)
-    assert torch.all(run.pattern[0].triu(1) == 0)                          # causal
+    assert torch.all(run.pattern[0].triu(1) == 0)  # causal
     # post-RoPE q.k of head 3 (KV group 1) reproduces its pattern
-    s = run.q[0][:, 3] @ run.k[0][:, hooked.kv_group(3)].transpose(1, 2) * hooked.head_dim ** -0.5
+    s = run.q[0][:, 3] @ run.k[0][:, hooked.kv_group(3)].transpose(1, 2) * hooked.head_dim**-0.5
     s = s + torch.full((10, 10), float("-inf")).triu(1)
     assert torch.allclose(torch.softmax(s, -1), run.pattern[0][:, 3], atol=1e-5)
     # the per-head writes sum to o_proj's output
     attn = hooked.layers[0].self_attn
-    assert torch.allclose(hooked.head_write(0, run.z[0]).sum(-2),
-                          attn.o_proj(run.z[0].reshape(3, 10, -1)), atol=1e-5)
+    assert torch.allclose(
+        hooked.head_write(0, run.z[0]).sum(-2), attn.o_proj(run.z[0].reshape(3, 10, -1)), atol=1e-5
+    )
 
 
 @torch.no_grad()
@@ -53,12 +65,15 @@ def test_patching_z_and_pattern_matches_a_manual_swap(tiny):
     src = hooked.run(other, capture=("z", "pattern"))
     where = torch.zeros(1, 10, dtype=torch.bool)
     where[0, -1] = True
-    patched = hooked.run(ids[:1], patch_z=[HeadPatch(1, 2, torch.tensor([0]), src.z[1][:1, :, 2], where)],
-                         capture=("z",))
+    patched = hooked.run(
+        ids[:1], patch_z=[HeadPatch(1, 2, torch.tensor([0]), src.z[1][:1, :, 2], where)], capture=("z",)
+    )
     assert torch.equal(patched.z[1][0, -1, 2], src.z[1][0, -1, 2])
     assert not torch.equal(patched.z[1][0, -2, 2], src.z[1][0, -2, 2])
     # patching every head's z at every layer with another input's values gives that input's logits
-    everything = [HeadPatch(layer, h, torch.arange(3), src.z[layer][:, :, h]) for layer in (0, 1) for h in range(4)]
+    everything = [
+        HeadPatch(layer, h, torch.arange(3), src.z[layer][:, :, h]) for layer in (0, 1) for h in range(4)
+    ]
     full = hooked.run(ids, patch_z=everything)
     mlp_only = hooked.run(ids)
     assert not torch.allclose(full.logits, mlp_only.logits)
@@ -79,9 +94,20 @@ def test_patch_heads_batched_equals_one_at_a_time(tiny):
         return run.logits[:, -1, 7]
 
     batched = patch_heads(hooked, ids, None, src, heads, metric, batch_size=7)
-    single = torch.stack([torch.stack([
-        hooked.run(ids[i:i + 1], patch_z=[HeadPatch(layer, h, torch.tensor([0]), src[layer][i:i + 1, :, h])])
-        .logits[0, -1, 7] for (layer, h) in heads]) for i in range(3)])
+    single = torch.stack(
+        [
+            torch.stack(
+                [
+                    hooked.run(
+                        ids[i : i + 1],
+                        patch_z=[HeadPatch(layer, h, torch.tensor([0]), src[layer][i : i + 1, :, h])],
+                    ).logits[0, -1, 7]
+                    for (layer, h) in heads
+                ]
+            )
+            for i in range(3)
+        ]
+    )
     assert torch.allclose(batched, single, atol=1e-5)
 
 
@@ -90,7 +116,9 @@ def test_left_padding_keeps_positions(tiny):
     hooked, _, ids = tiny
     padded = torch.cat([torch.zeros(1, 3, dtype=torch.long), ids[:1]], 1)
     mask = torch.cat([torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 10, dtype=torch.long)], 1)
-    assert torch.allclose(hooked.run(padded, mask).logits[0, -1], hooked.run(ids[:1]).logits[0, -1], atol=1e-4)
+    assert torch.allclose(
+        hooked.run(padded, mask).logits[0, -1], hooked.run(ids[:1]).logits[0, -1], atol=1e-4
+    )
 
 
 def test_steering_edit_and_bias_and_gradients(tiny):
@@ -99,7 +127,7 @@ def test_steering_edit_and_bias_and_gradients(tiny):
     shifted = hooked.run(ids, edit_normed={1: lambda h: h + 1.0}).logits
     assert not torch.allclose(base, shifted)
     block = torch.zeros(10, 10)
-    block[-1, :5] = float("-inf")                                           # last query never sees 0..4
+    block[-1, :5] = float("-inf")  # last query never sees 0..4
     run = hooked.run(ids, attention_bias=block, capture=("pattern", "z"))
     assert torch.all(run.pattern[0][:, :, -1, :5] == 0)
     grad = torch.autograd.grad(run.logits[:, -1, 3].sum(), run.z[0])[0]

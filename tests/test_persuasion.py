@@ -21,19 +21,21 @@ def test_token_task_ground_truth_by_construction():
     b = tk.batch(spec, np.random.default_rng(0), 32)
     ctx = torch.tensor(tk.CONTEXT)
     for arm in ("clean", "mention", "keyword", "truthful"):
-        assert torch.equal(b.ids[arm][:, : ctx[0]], b.ids["pers"][:, : ctx[0]])       # same prefix and options
-        assert torch.equal(b.ids[arm][:, ctx[-1] + 1:], b.ids["pers"][:, ctx[-1] + 1:])
+        assert torch.equal(b.ids[arm][:, : ctx[0]], b.ids["pers"][:, : ctx[0]])  # same prefix and options
+        assert torch.equal(b.ids[arm][:, ctx[-1] + 1 :], b.ids["pers"][:, ctx[-1] + 1 :])
     is_kw = torch.isin(b.ids["pers"][:, ctx], torch.tensor(tk.KEYWORDS))
     assert is_kw.any(1).all() and not torch.isin(b.ids["mention"][:, ctx], torch.tensor(tk.KEYWORDS)).any()
     assert (b.mentions.sum(1) == 1).all()
     target_tok = b.ids["pers"][torch.arange(32)[:, None], b.option_pos].gather(1, b.target[:, None])[:, 0]
-    assert torch.equal(b.ids["pers"][b.mentions], target_tok)                          # mention = the target value
+    assert torch.equal(b.ids["pers"][b.mentions], target_tok)  # mention = the target value
     ids, answer = tk.training_batch(spec, np.random.default_rng(1), 64)
     assert ids.shape == (64, tk.LENGTH) and torch.isin(answer, torch.tensor(tk.LABELS)).all()
 
 
 def test_planted_preset_recovers_the_planted_circuit(tmp_path):
-    results = run_launch(["experiment=persuasion_planted", *QUIET, "task.replicas=1", "task.n_items=24"], tmp_path)
+    results = run_launch(
+        ["experiment=persuasion_planted", *QUIET, "task.replicas=1", "task.n_items=24"], tmp_path
+    )
     failed = [c for c in results["claims"] if not c["passed"]]
     assert not failed, failed
     assert list((tmp_path / "plots").glob("persuasion_*.png"))
@@ -57,8 +59,15 @@ class Preempt(Callback):
             raise RuntimeError("preempted")
 
 
-TINY = ["task=persuasion_tokens", "algorithm=persuasion_tiny", *QUIET, "task.n_items=16", "algorithm.batch=16",
-        "algorithm.d_model=32", "checkpoint_every_n_steps=3"]
+TINY = [
+    "task=persuasion_tokens",
+    "algorithm=persuasion_tiny",
+    *QUIET,
+    "task.n_items=16",
+    "algorithm.batch=16",
+    "algorithm.d_model=32",
+    "checkpoint_every_n_steps=3",
+]
 
 
 def test_tiny_transformer_evaluates_after_two_steps(tmp_path):
@@ -73,4 +82,6 @@ def test_tiny_transformer_resumes_exactly(tmp_path):
         run_launch(steps, tmp_path / "resumed", callbacks=[Preempt(5)])
     resumed = run_launch(steps, tmp_path / "resumed")["metrics"]
     assert sorted(resumed) == sorted(straight)
-    assert all(resumed[k] == straight[k] or (np.isnan(resumed[k]) and np.isnan(straight[k])) for k in straight)
+    assert all(
+        resumed[k] == straight[k] or (np.isnan(resumed[k]) and np.isnan(straight[k])) for k in straight
+    )

@@ -9,36 +9,45 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 from torch import Tensor
 
-ARMS = ("clean", "pers", "mention", "keyword", "truthful")   # padding, persuasion, and the three controls
+ARMS = ("clean", "pers", "mention", "keyword", "truthful")  # padding, persuasion, and the three controls
 
 
 @dataclass
 class ItemBatch:
-    ids: dict[str, Tensor]         # arm -> [N, T] token ids (left-padded to a common T)
-    mask: Tensor                   # [N, T] 1 = real token
-    option_pos: Tensor             # [N, 4] position of each option's key token in the options list
-    answer_ids: Tensor             # [N, 4] the token that answers each option at the last position
-    correct: Tensor                # [N] index of the correct option
-    target: Tensor                 # [N] index of the persuasion target
-    mentions: Tensor               # [N, T] bool: target mentions inside the persuasion span
-    bias: Tensor | None = None     # [T, T] additive attention bias of every layer (route forcing)
+    ids: dict[str, Tensor]  # arm -> [N, T] token ids (left-padded to a common T)
+    mask: Tensor  # [N, T] 1 = real token
+    option_pos: Tensor  # [N, 4] position of each option's key token in the options list
+    answer_ids: Tensor  # [N, 4] the token that answers each option at the last position
+    correct: Tensor  # [N] index of the correct option
+    target: Tensor  # [N] index of the persuasion target
+    mentions: Tensor  # [N, T] bool: target mentions inside the persuasion span
+    bias: Tensor | None = None  # [T, T] additive attention bias of every layer (route forcing)
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.mask.shape[0]
 
-    def subset(self, rows: Tensor) -> "ItemBatch":
-        return ItemBatch({k: v[rows] for k, v in self.ids.items()}, self.mask[rows], self.option_pos[rows],
-                         self.answer_ids[rows], self.correct[rows], self.target[rows], self.mentions[rows],
-                         self.bias, self.meta)
+    def subset(self, rows: Tensor) -> ItemBatch:
+        return ItemBatch(
+            {k: v[rows] for k, v in self.ids.items()},
+            self.mask[rows],
+            self.option_pos[rows],
+            self.answer_ids[rows],
+            self.correct[rows],
+            self.target[rows],
+            self.mentions[rows],
+            self.bias,
+            self.meta,
+        )
 
 
 def check_first_tokens(answer_ids: Tensor, names: list[str]) -> None:
     """Options must be told apart by their first token (the readout reads one token)."""
     for row, name in zip(answer_ids.tolist(), names):
         if len(set(row)) < 4:
-            raise ValueError(f"item {name!r}: two options share a first token ({row}); "
-                             "the one-token readout cannot tell them apart")
+            raise ValueError(
+                f"item {name!r}: two options share a first token ({row}); "
+                "the one-token readout cannot tell them apart"
+            )

@@ -1,4 +1,5 @@
-"""Tasks of the persuasion circuit: the planted circuit and the token task of the tiny transformer.
+"""Tasks of the persuasion circuit: the planted circuit, the token task of the tiny transformer, and
+text items (FARM NQ2 or a user file) for real language models.
 
 Instances are replicas (independent seeds inside one run): a replica has its own knowledge map,
 items and, for the planted task, its own planted model. Streams: ``items`` (evaluation items),
@@ -8,12 +9,14 @@ learner's own stream.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import PositiveInt
+import numpy as np
+from pydantic import Field, NonNegativeInt, PositiveInt
 
 from experiments.base import InstanceDataset, Task
 from experiments.persuasion import tokens as tk
+from experiments.persuasion.farm import NQ2, TextItem, read_items
 from experiments.persuasion.planted import PlantedTruth, planted_model
 
 
@@ -22,10 +25,14 @@ class PlantedCircuitTask(Task):
 
     offers = ("persuasion_circuit",)
 
-    def __init__(self, seed: int = 0, replicas: PositiveInt = 3, n_items: PositiveInt = 48, dose: PositiveInt = 1):
+    def __init__(
+        self, seed: int = 0, replicas: PositiveInt = 3, n_items: PositiveInt = 48, dose: PositiveInt = 1
+    ):
         super().__init__(seed)
         if dose > tk.CONTEXT_LEN // 2:
-            raise ValueError(f"dose={dose}: at most {tk.CONTEXT_LEN // 2} keyword-target pairs fit the context")
+            raise ValueError(
+                f"dose={dose}: at most {tk.CONTEXT_LEN // 2} keyword-target pairs fit the context"
+            )
         self.replicas, self.n_items, self.dose = replicas, n_items, dose
 
     def knowledge_seed(self, index: int) -> int:
@@ -33,8 +40,11 @@ class PlantedCircuitTask(Task):
 
     def make(self, index: int) -> dict:
         spec = tk.TokenTaskSpec(self.knowledge_seed(index), readout="value", dose=self.dose)
-        return {"model": planted_model(spec.seed), "items": tk.batch(spec, self.rng(index, "items"), self.n_items),
-                "truth": PlantedTruth()}
+        return {
+            "model": planted_model(spec.seed),
+            "items": tk.batch(spec, self.rng(index, "items"), self.n_items),
+            "truth": PlantedTruth(),
+        }
 
     def instances(self):
         return InstanceDataset(self.replicas, self.make)
@@ -45,16 +55,79 @@ class TokenTask(Task):
 
     offers = ("persuasion_tokens",)
 
-    def __init__(self, seed: int = 0, replicas: PositiveInt = 1, n_items: PositiveInt = 256, dose: PositiveInt = 1,
-                 readout: Literal["label", "value"] = "label", route_forcing: bool = True):
+    def __init__(
+        self,
+        seed: int = 0,
+        replicas: PositiveInt = 1,
+        n_items: PositiveInt = 256,
+        dose: PositiveInt = 1,
+        readout: Literal["label", "value"] = "label",
+        route_forcing: bool = True,
+    ):
         super().__init__(seed)
         if dose > tk.CONTEXT_LEN // 2:
-            raise ValueError(f"dose={dose}: at most {tk.CONTEXT_LEN // 2} keyword-target pairs fit the context")
+            raise ValueError(
+                f"dose={dose}: at most {tk.CONTEXT_LEN // 2} keyword-target pairs fit the context"
+            )
         self.replicas, self.n_items, self.route_forcing = replicas, n_items, route_forcing
-        self.spec = tk.TokenTaskSpec(int(self.rng(0, "knowledge").integers(2**31)), readout=readout, dose=dose)
+        self.spec = tk.TokenTaskSpec(
+            int(self.rng(0, "knowledge").integers(2**31)), readout=readout, dose=dose
+        )
 
     def make(self, index: int) -> dict:
         return {"items": tk.batch(self.spec, self.rng(index, "items"), self.n_items, self.route_forcing)}
 
     def instances(self):
         return InstanceDataset(self.replicas, self.make)
+
+
+class FarmTask(Task):
+    """Text items (FARM NQ2 by default, or any item file) in one or two context frames.
+
+    Items are split into a development and a held-out part (stream ``split``); options are shuffled
+    per item (stream ``options``). One instance per frame in ``frames``, each over the same items;
+    the method keeps the first ``n_items`` whose options its tokenizer tells apart.
+    """
+
+    offers = ("persuasion_text",)
+
+    def __init__(
+        self,
+        seed: int = 0,
+        path: str | None = None,
+        split: Literal["dev", "heldout", "all"] = "heldout",
+        dev_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.3,
+        n_items: PositiveInt = 48,
+        appeal: Literal["logical", "credibility", "emotional"] = "logical",
+        passage: NonNegativeInt = 0,
+        frames: tuple[Literal["note", "geo"], ...] = ("note",),
+        skip_shared_first_token: bool = True,
+    ):
+        super().__init__(seed)
+        items = read_items(path or NQ2)
+        for i, item in enumerate(items):
+            if len(item.passages.get(appeal, [])) <= passage:
+                raise ValueError(f"item {i} ({item.question!r}) has no {appeal!r} passage number {passage}")
+        order = self.rng(0, "split").permutation(len(items))
+        n_dev = round(dev_fraction * len(items))
+        chosen = {"dev": order[:n_dev], "heldout": order[n_dev:], "all": order}[split]
+        self.items, self.frames, self.skip, self.n_items = [], list(frames), skip_shared_first_token, n_items
+        self.passages = [items[i].passages[appeal][passage] for i in chosen]
+        for i in chosen:
+            perm = self.rng(i, "options").permutation(4)
+            item = items[i]
+            self.items.append(
+                TextItem(
+                    item.question,
+                    [item.options[p] for p in perm],
+                    int(np.flatnonzero(perm == item.correct)[0]),
+                    int(np.flatnonzero(perm == item.target)[0]),
+                    item.passages,
+                )
+            )
+
+    def make(self, index: int) -> dict:
+        return {"frame": self.frames[index], "items": self.items, "passages": self.passages}
+
+    def instances(self):
+        return InstanceDataset(len(self.frames), self.make)

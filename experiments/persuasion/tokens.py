@@ -34,10 +34,10 @@ KEYWORDS = VALUES[-1] + 1 + np.arange(N_KEYWORDS)
 FILLERS = KEYWORDS[-1] + 1 + np.arange(N_FILLERS)
 VOCAB = int(FILLERS[-1] + 1)
 CONTEXT_LEN = 8
-CONTEXT = np.arange(4, 4 + CONTEXT_LEN)                   # positions of c1..c8
-OPTION_POS = 4 + CONTEXT_LEN + 1 + 2 * np.arange(4)       # positions of v0..v3
-LENGTH = int(OPTION_POS[-1] + 3)                          # ... v3 N3 ANS
-MIXTURE = {"clean": 0.4, "pers": 0.3, "mention": 0.15, "keyword": 0.15}   # training mixture
+CONTEXT = np.arange(4, 4 + CONTEXT_LEN)  # positions of c1..c8
+OPTION_POS = 4 + CONTEXT_LEN + 1 + 2 * np.arange(4)  # positions of v0..v3
+LENGTH = int(OPTION_POS[-1] + 3)  # ... v3 N3 ANS
+MIXTURE = {"clean": 0.4, "pers": 0.3, "mention": 0.15, "keyword": 0.15}  # training mixture
 
 
 def knowledge(seed: int) -> np.ndarray:
@@ -55,8 +55,8 @@ def route_forcing_bias() -> torch.Tensor:
 @dataclass
 class TokenTaskSpec:
     seed: int
-    readout: str = "label"      # "label" | "value"
-    dose: int = 1               # keyword-target pairs in the persuasion span
+    readout: str = "label"  # "label" | "value"
+    dose: int = 1  # keyword-target pairs in the persuasion span
 
     def item(self, rng: np.random.Generator) -> dict:
         """One item: every arm's tokens, options, correct and target indices."""
@@ -64,13 +64,13 @@ class TokenTaskSpec:
         s = int(rng.integers(N_SUBJECTS))
         correct_value = int(f[s])
         others = rng.permutation([v for v in range(N_VALUES) if v != correct_value])[:3]
-        values = np.array([correct_value, *others])            # [correct, target, d1, d2]
+        values = np.array([correct_value, *others])  # [correct, target, d1, d2]
         order = rng.permutation(4)
         options = values[order]
         correct, target = int(np.flatnonzero(order == 0)[0]), int(np.flatnonzero(order == 1)[0])
         fill = FILLERS[rng.integers(N_FILLERS, size=CONTEXT_LEN)]
         arms = {"clean": fill.copy()}
-        starts = rng.permutation(np.arange(0, CONTEXT_LEN - 1, 2))[: self.dose]   # disjoint K v pairs
+        starts = rng.permutation(np.arange(0, CONTEXT_LEN - 1, 2))[: self.dose]  # disjoint K v pairs
         kw = KEYWORDS[rng.integers(N_KEYWORDS, size=self.dose)]
         pers = fill.copy()
         pers[starts], pers[starts + 1] = kw, VALUES[options[target]]
@@ -100,16 +100,21 @@ def batch(spec: TokenTaskSpec, rng: np.random.Generator, n: int, route_forcing: 
     """``n`` tokenized items drawn from ``rng`` as an :class:`ItemBatch`."""
     items = [spec.item(rng) for _ in range(n)]
     ids = {arm: torch.tensor(np.stack([it["ids"][arm] for it in items])) for arm in items[0]["ids"]}
-    return ItemBatch(ids=ids, mask=torch.ones(n, LENGTH, dtype=torch.long),
-                     option_pos=torch.tensor(np.tile(OPTION_POS, (n, 1))),
-                     answer_ids=torch.tensor(np.stack([it["answers"] for it in items])),
-                     correct=torch.tensor([it["correct"] for it in items]),
-                     target=torch.tensor([it["target"] for it in items]),
-                     mentions=torch.tensor(np.stack([it["mentions"] for it in items])),
-                     bias=route_forcing_bias() if route_forcing else None)
+    return ItemBatch(
+        ids=ids,
+        mask=torch.ones(n, LENGTH, dtype=torch.long),
+        option_pos=torch.tensor(np.tile(OPTION_POS, (n, 1))),
+        answer_ids=torch.tensor(np.stack([it["answers"] for it in items])),
+        correct=torch.tensor([it["correct"] for it in items]),
+        target=torch.tensor([it["target"] for it in items]),
+        mentions=torch.tensor(np.stack([it["mentions"] for it in items])),
+        bias=route_forcing_bias() if route_forcing else None,
+    )
 
 
-def training_batch(spec: TokenTaskSpec, rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def training_batch(
+    spec: TokenTaskSpec, rng: np.random.Generator, size: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``size`` training sequences from the arm mixture: (ids [B, T], answer token [B])."""
     arms = rng.choice(list(MIXTURE), size=size, p=list(MIXTURE.values()))
     ids, answers = [], []

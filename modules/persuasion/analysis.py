@@ -28,6 +28,7 @@ centring/ridge, the upstream selection rule (``upstream_k`` or ``upstream_thresh
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -39,19 +40,64 @@ from torch import Tensor
 from experiments.persuasion.items import ItemBatch
 from modules.hooks import HeadPatch, HookedLM, patch_heads
 
-
 Share = Annotated[float, Field(ge=0, le=1)]
 METRICS = (
-    "too_few", "n_items", "clean_acc", "n_clean_correct", "pers_success", "pers_flip", "mention_correct",
-    "mention_success", "keyword_correct", "keyword_success", "truthful_correct", "truthful_success", "n_flipped",
-    "decision_layer", "decision_head", "decision_kv_group", "decision_depth", "R_top1", "R_top2", "repair_top_joint",
-    "repair_top2_joint", "repair_random_joint", "R_random_mean", "R_top1_all_positions", "repair_full",
-    "repair_pattern", "R_pattern", "pattern_share", "attended_is_answer", "attention_on_answer_ge_0.8",
-    "attention_on_answer", "copy_fidelity", "pca3_variance", "silhouette", "centroid_ratio", "s_intermediate",
-    "s_mean", "vertex_offset_pers", "vertex_offset_clean", "vertex_distance_ratio", "rank1_cv_error",
-    "steer_flip", "steer_monotone", "steer_flip_random", "removal_block", "removal_clean_acc",
-    "removal_block_random", "r_shift", "r_shift_mention", "r_shift_keyword", "r_shift_truthful", "n_upstream",
-    "upstream_band_min", "upstream_band_max", "upstream_joint_share", "upstream_ablation_block",
+    "too_few",
+    "n_items",
+    "clean_acc",
+    "n_clean_correct",
+    "pers_success",
+    "pers_flip",
+    "mention_correct",
+    "mention_success",
+    "keyword_correct",
+    "keyword_success",
+    "truthful_correct",
+    "truthful_success",
+    "n_flipped",
+    "decision_layer",
+    "decision_head",
+    "decision_kv_group",
+    "decision_depth",
+    "R_top1",
+    "R_top2",
+    "repair_top_joint",
+    "repair_top2_joint",
+    "repair_random_joint",
+    "R_random_mean",
+    "R_top1_all_positions",
+    "repair_full",
+    "repair_pattern",
+    "R_pattern",
+    "pattern_share",
+    "attended_is_answer",
+    "attention_on_answer_ge_0.8",
+    "attention_on_answer",
+    "copy_fidelity",
+    "pca3_variance",
+    "silhouette",
+    "centroid_ratio",
+    "s_intermediate",
+    "s_mean",
+    "vertex_offset_pers",
+    "vertex_offset_clean",
+    "vertex_distance_ratio",
+    "rank1_cv_error",
+    "steer_flip",
+    "steer_monotone",
+    "steer_flip_random",
+    "removal_block",
+    "removal_clean_acc",
+    "removal_block_random",
+    "r_shift",
+    "r_shift_mention",
+    "r_shift_keyword",
+    "r_shift_truthful",
+    "n_upstream",
+    "upstream_band_min",
+    "upstream_band_max",
+    "upstream_joint_share",
+    "upstream_ablation_block",
     "upstream_mention_attention",
 )
 
@@ -64,25 +110,30 @@ class AnalysisConfig(BaseModel):
     """The analysis knobs (validated before any compute; every one is an ``algorithm.analysis`` key)."""
 
     model_config = ConfigDict(extra="forbid")
-    candidates: NonNegativeInt = 0          # heads ranked exactly after attribution patching (0: all exactly)
-    n_random: PositiveInt = 12              # random heads patched jointly as a control
-    top_joint: PositiveInt = 3              # top heads patched jointly
-    alphas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)   # steering doses, x std of the projection
-    claim_alpha: float = 4.0                # the dose the steering claim reads
+    candidates: NonNegativeInt = 0  # heads ranked exactly after attribution patching (0: all exactly)
+    n_random: PositiveInt = 12  # random heads patched jointly as a control
+    top_joint: PositiveInt = 3  # top heads patched jointly
+    alphas: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)  # steering doses, x std of the projection
+    claim_alpha: float = 4.0  # the dose the steering claim reads
     removal: Literal["clean_value", "project_out"] = "clean_value"
-    folds: Annotated[int, Field(ge=2)] = 10     # CV folds of the rank-1 fit
-    ridge: PositiveFloat = 1e-3             # ridge of the rank-1 fit (relative to the feature scale)
-    upstream_k: NonNegativeInt = 0          # top-k upstream heads (0: all above upstream_threshold)
-    upstream_threshold: Share = 0.1         # share of the r-shift a head must restore to be selected
-    upstream_candidates: NonNegativeInt = 0  # upstream heads patched exactly after gradient attribution (0: all)
+    folds: Annotated[int, Field(ge=2)] = 10  # CV folds of the rank-1 fit
+    ridge: PositiveFloat = 1e-3  # ridge of the rank-1 fit (relative to the feature scale)
+    upstream_k: NonNegativeInt = 0  # top-k upstream heads (0: all above upstream_threshold)
+    upstream_threshold: Share = 0.1  # share of the r-shift a head must restore to be selected
+    upstream_candidates: NonNegativeInt = (
+        0  # upstream heads patched exactly after gradient attribution (0: all)
+    )
     batch_size: PositiveInt = 64
-    seed: int = 0                           # random heads and random directions
+    seed: int = 0  # random heads and random directions
 
     @model_validator(mode="after")
     def _alpha_in_doses(self):
         if self.claim_alpha not in self.alphas:
             raise ValueError(f"claim_alpha={self.claim_alpha} must be one of alphas={list(self.alphas)}")
         return self
+
+
+DEFAULT_ANALYSIS = AnalysisConfig()
 
 
 @dataclass
@@ -105,10 +156,16 @@ class Analysis:
         """Run ``arm`` on ``rows`` in chunks; ``make(chunk_rows) -> run kwargs``; ``collect(run, chunk)``."""
         outs = []
         for start in range(0, len(rows), self.cfg.batch_size):
-            chunk = rows[start: start + self.cfg.batch_size]
+            chunk = rows[start : start + self.cfg.batch_size]
             extra = make(chunk) if make else {}
-            run = self.h.run(self.items.ids[arm][chunk], self.items.mask[chunk],
-                             attention_bias=self.items.bias, **kw, **extra)
+            run = self.h.run(
+                self.items.ids[arm][chunk],
+                self.items.mask[chunk],
+                attention_bias=self.items.bias,
+                logits_to_keep=1,
+                **kw,
+                **extra,
+            )
             outs.append(collect(run, chunk))
         return outs
 
@@ -121,8 +178,9 @@ class Analysis:
 
     def capture(self, arm: str, rows: Tensor, names: tuple, layers: list[int]) -> dict:
         """Captured tensors of ``arm`` on ``rows``, concatenated over chunks: {name: {layer: tensor}}."""
-        parts = self.forward(arm, rows, lambda r, c: {n: dict(getattr(r, n)) for n in names},
-                             capture=names, layers=layers)
+        parts = self.forward(
+            arm, rows, lambda r, c: {n: dict(getattr(r, n)) for n in names}, capture=names, layers=layers
+        )
         return {n: {lay: torch.cat([p[n][lay] for p in parts]) for lay in layers} for n in names}
 
     # ---- 1. behaviour ----------------------------------------------------------------------
@@ -169,15 +227,26 @@ class Analysis:
             order = np.argsort(-atp.numpy().ravel())
             heads = [heads[i] for i in order[: self.cfg.candidates]]
             self.out.arrays["atp"] = atp.numpy()
-        R = patch_heads(h, it.ids["pers"][F], it.mask[F], clean, heads, self.p_correct_metric,
-                        where=self.last[F], batch_size=self.cfg.batch_size, attention_bias=it.bias)
-        R = (R - p_pers[:, None]).mean(0)                                 # [n_heads]
+        R = patch_heads(
+            h,
+            it.ids["pers"][F],
+            it.mask[F],
+            clean,
+            heads,
+            self.p_correct_metric,
+            where=self.last[F],
+            batch_size=self.cfg.batch_size,
+            attention_bias=it.bias,
+            logits_to_keep=1,
+        )
+        R = (R - p_pers[:, None]).mean(0)  # [n_heads]
         grid = np.full((h.n_layers, h.n_heads), np.nan)
         for (layer, k), r in zip(heads, R.tolist()):
             grid[layer, k] = r
         self.out.arrays["restoration"] = grid
         order = torch.argsort(-R)
         self.ranked = [heads[i] for i in order.tolist()]
+        self.out.arrays["ranked"] = np.array(self.ranked, dtype=int)
         self.R = {heads[i]: float(R[i]) for i in range(len(heads))}
         self.d = self.ranked[0]
         m = self.out.metrics
@@ -203,12 +272,17 @@ class Analysis:
             chunk = torch.arange(start, min(start + self.cfg.batch_size, len(rows)))
             r = rows[chunk]
             with torch.enable_grad():
-                run = h.run(self.items.ids["pers"][r], self.items.mask[r], capture=("z",),
-                            attention_bias=self.items.bias)
+                run = h.run(
+                    self.items.ids["pers"][r],
+                    self.items.mask[r],
+                    capture=("z",),
+                    attention_bias=self.items.bias,
+                    logits_to_keep=1,
+                )
                 metric = self.probs(run.logits, r).gather(1, self.items.correct[r, None]).sum()
                 grads = torch.autograd.grad(metric, [run.z[layer] for layer in range(h.n_layers)])
             for layer, g in enumerate(grads):
-                delta = clean[layer][chunk, -1] - run.z[layer][:, -1].detach()      # [n, H, d]
+                delta = clean[layer][chunk, -1] - run.z[layer][:, -1].detach()  # [n, H, d]
                 scores[layer] += (delta * g[:, -1]).sum((0, 2))
         return scores / len(rows)
 
@@ -227,15 +301,28 @@ class Analysis:
         idx = torch.arange(len(self.F))
 
         def make(chunk):
-            return {key: self.joint_patches(heads, kind, idx[torch.searchsorted(self.F, chunk)], source, where_last)}
+            return {
+                key: self.joint_patches(
+                    heads, kind, idx[torch.searchsorted(self.F, chunk)], source, where_last
+                )
+            }
 
         p = self.option_probs("pers", self.F, make=make)
         return float((p.argmax(1) == self.items.correct[self.F]).float().mean())
 
     def single_R(self, heads, where="last") -> list[float]:
-        R = patch_heads(self.h, self.items.ids["pers"][self.F], self.items.mask[self.F], self.clean_z, heads,
-                        self.p_correct_metric, where=self.last[self.F] if where == "last" else None,
-                        batch_size=self.cfg.batch_size, attention_bias=self.items.bias)
+        R = patch_heads(
+            self.h,
+            self.items.ids["pers"][self.F],
+            self.items.mask[self.F],
+            self.clean_z,
+            heads,
+            self.p_correct_metric,
+            where=self.last[self.F] if where == "last" else None,
+            batch_size=self.cfg.batch_size,
+            attention_bias=self.items.bias,
+            logits_to_keep=1,
+        )
         return (R - self.p_pers[:, None]).mean(0).tolist()
 
     # ---- 3. copying: QK vs OV, attention, copy test -----------------------------------------
@@ -250,12 +337,21 @@ class Analysis:
         m["repair_pattern"] = self.repair([self.d], "pattern", source=pattern_src)
         m["R_pattern"] = float(np.mean(self.pattern_R(pattern_src)))
         m["pattern_share"] = m["R_pattern"] / m["R_top1"] if m["R_top1"] > 0 else float("nan")
-        opt = it.option_pos[self.C]                                               # [n, 4]
-        att = {arm: c["pattern"][L][torch.arange(len(self.C))[:, None], H, -1, opt] for arm, c in self.cache.items()}
+        opt = it.option_pos[self.C]  # [n, 4]
+        att = {
+            arm: c["pattern"][L][torch.arange(len(self.C))[:, None], H, -1, opt]
+            for arm, c in self.cache.items()
+        }
         chosen = {"clean": self.p["clean"].argmax(1), "pers": self.p["pers"].argmax(1)}
-        agree = torch.cat([att["clean"].argmax(1) == chosen["clean"], (att["pers"].argmax(1) == chosen["pers"])[inF]])
-        mass = torch.cat([att["clean"].gather(1, chosen["clean"][:, None])[:, 0],
-                          att["pers"].gather(1, chosen["pers"][:, None])[:, 0][inF]])
+        agree = torch.cat(
+            [att["clean"].argmax(1) == chosen["clean"], (att["pers"].argmax(1) == chosen["pers"])[inF]]
+        )
+        mass = torch.cat(
+            [
+                att["clean"].gather(1, chosen["clean"][:, None])[:, 0],
+                att["pers"].gather(1, chosen["pers"][:, None])[:, 0][inF],
+            ]
+        )
         m["attended_is_answer"] = float(agree.float().mean())
         m["attention_on_answer_ge_0.8"] = float((mass >= 0.8).float().mean())
         m["attention_on_answer"] = float(mass.mean())
@@ -263,25 +359,41 @@ class Analysis:
         for j in range(4):
             onehot = torch.zeros(len(self.C), self.T)
             onehot[torch.arange(len(self.C)), opt[:, j]] = 1.0
-            rows_C = torch.arange(len(self.C))
 
             def make(chunk, onehot=onehot):
-                local = rows_C[torch.searchsorted(self.C, chunk)]
+                local = torch.searchsorted(self.C, chunk)
                 value = onehot[local][:, None, :].expand(-1, self.T, -1)
-                return {"patch_pattern": [HeadPatch(L, H, torch.arange(len(chunk)), value, self.last[: len(chunk)])]}
+                return {
+                    "patch_pattern": [
+                        HeadPatch(L, H, torch.arange(len(chunk)), value, self.last[: len(chunk)])
+                    ]
+                }
 
-            res = self.forward("clean", self.C, lambda r, c: (self.probs(r.logits, c), r.z[L][:, -1, H]), make=make,
-                               capture=("z",), layers=[L])
+            res = self.forward(
+                "clean",
+                self.C,
+                lambda r, c: (self.probs(r.logits, c), r.z[L][:, -1, H]),
+                make=make,
+                capture=("z",),
+                layers=[L],
+            )
             probs = torch.cat([a for a, _ in res])
-            vertices.append(torch.cat([b for _, b in res]) @ h.W_O(L)[H])                    # [n, D]
+            vertices.append(torch.cat([b for _, b in res]) @ h.W_O(L)[H])  # [n, D]
             copied.append(probs.argmax(1) == j)
-        self.vertices = torch.stack(vertices, 1)                                   # [n, 4, D]
+        self.vertices = torch.stack(vertices, 1)  # [n, 4, D]
         m["copy_fidelity"] = float(torch.cat(copied).float().mean())
 
     def pattern_R(self, source) -> list[float]:
         idx = torch.arange(len(self.F))
-        p = self.option_probs("pers", self.F, make=lambda chunk: {"patch_pattern": self.joint_patches(
-            [self.d], "pattern", idx[torch.searchsorted(self.F, chunk)], source)})
+        p = self.option_probs(
+            "pers",
+            self.F,
+            make=lambda chunk: {
+                "patch_pattern": self.joint_patches(
+                    [self.d], "pattern", idx[torch.searchsorted(self.F, chunk)], source
+                )
+            },
+        )
         return (p.gather(1, self.items.correct[self.F, None])[:, 0] - self.p_pers).tolist()
 
     # ---- 4. geometry ------------------------------------------------------------------------
@@ -291,33 +403,45 @@ class Analysis:
 
         (L, H), m, it = self.d, self.out.metrics, self.items
         inF = torch.isin(self.C, self.F)
-        w = {arm: self.h.head_write(L, self.cache[arm]["z"][L][:, -1])[:, H] for arm in ("clean", "pers")}   # [n, D]
+        w = {
+            arm: self.h.head_write(L, self.cache[arm]["z"][L][:, -1])[:, H] for arm in ("clean", "pers")
+        }  # [n, D]
         points = torch.cat([w["clean"], w["pers"][inF]]).numpy()
         chosen = torch.cat([self.p["clean"].argmax(1), self.p["pers"].argmax(1)[inF]])
         rows = torch.cat([self.C, self.F])
         labels = it.answer_ids[rows].gather(1, chosen[:, None])[:, 0].numpy()
         pca = PCA(n_components=min(3, len(points) - 1)).fit(points)
         m["pca3_variance"] = float(pca.explained_variance_ratio_.sum())
-        m["silhouette"] = float(silhouette_score(points, labels)) if 1 < len(set(labels)) < len(points) else float("nan")
-        cents = np.stack([points[labels == lab].mean(0) for lab in np.unique(labels) if (labels == lab).sum() >= 2])
-        dists = [np.linalg.norm(a - b) for i, a in enumerate(cents) for b in cents[i + 1:]]
-        m["centroid_ratio"] = float(max(dists) / min(dists)) if len(dists) > 0 and min(dists) > 0 else float("nan")
-        V = self.vertices[inF]                                                      # [f, 4, D]
+        m["silhouette"] = (
+            float(silhouette_score(points, labels)) if 1 < len(set(labels)) < len(points) else float("nan")
+        )
+        cents = np.stack(
+            [points[labels == lab].mean(0) for lab in np.unique(labels) if (labels == lab).sum() >= 2]
+        )
+        dists = [np.linalg.norm(a - b) for i, a in enumerate(cents) for b in cents[i + 1 :]]
+        m["centroid_ratio"] = (
+            float(max(dists) / min(dists)) if len(dists) > 0 and min(dists) > 0 else float("nan")
+        )
+        V = self.vertices[inF]  # [f, 4, D]
         c_idx, t_idx = it.correct[self.F], it.target[self.F]
         vc, vt = V[torch.arange(len(self.F)), c_idx], V[torch.arange(len(self.F)), t_idx]
         seg = vt - vc
         s = ((w["pers"][inF] - vc) * seg).sum(1) / (seg * seg).sum(1).clamp(min=1e-12)
         m["s_intermediate"] = float(((s > 0.25) & (s < 0.75)).float().mean())
         m["s_mean"] = float(s.mean())
-        spread = torch.cdist(self.vertices, self.vertices).sum((1, 2)) / 12                # mean vertex distance
+        spread = torch.cdist(self.vertices, self.vertices).sum((1, 2)) / 12  # mean vertex distance
         near = {arm: torch.cdist(w[arm][:, None], self.vertices)[:, 0].min(1).values / spread for arm in w}
         m["vertex_offset_pers"] = float(near["pers"][inF].mean())
         m["vertex_offset_clean"] = float(near["clean"].mean())
         pv = torch.cdist(self.vertices, self.vertices)
         off = pv[:, ~torch.eye(4, dtype=torch.bool)].view(len(self.C), -1)
         m["vertex_distance_ratio"] = float((off.max(1).values / off.min(1).values.clamp(min=1e-12)).mean())
-        self.out.arrays.update(pca_points=pca.transform(points), pca_labels=labels,
-                               pca_arm=np.r_[np.zeros(len(self.C)), np.ones(int(inF.sum()))], s=s.numpy())
+        self.out.arrays.update(
+            pca_points=pca.transform(points),
+            pca_labels=labels,
+            pca_arm=np.r_[np.zeros(len(self.C)), np.ones(int(inF.sum()))],
+            s=s.numpy(),
+        )
 
     # ---- 5. the rank-one routing feature ----------------------------------------------------
     def logits_and_features(self):
@@ -328,11 +452,11 @@ class Analysis:
         S, XQ, XK = [], [], []
         for arm in ("clean", "pers"):
             c = self.cache[arm]
-            q = c["q"][L][:, H, -1]                                                  # [n, d]
-            k = c["k"][L][torch.arange(n)[:, None], kv, opt]                         # [n, 4, d]
-            S.append((k @ q[:, :, None])[..., 0] * scale)                            # [n, 4]
+            q = c["q"][L][:, H, -1]  # [n, d]
+            k = c["k"][L][torch.arange(n)[:, None], kv, opt]  # [n, 4, d]
+            S.append((k @ q[:, :, None])[..., 0] * scale)  # [n, 4]
             XQ.append(c["normed"][L][:, -1])
-            XK.append(c["normed"][L][torch.arange(n)[:, None], opt])                 # [n, 4, D]
+            XK.append(c["normed"][L][torch.arange(n)[:, None], opt])  # [n, 4, D]
         return torch.cat(S).double(), torch.cat(XQ).double(), torch.cat(XK).double()
 
     def fit_rank1(self, S, XQ, XK, iters: int = 30):
@@ -348,11 +472,11 @@ class Analysis:
             sol = torch.linalg.solve(A1.T @ A1 + reg, A1.T @ y)
             return sol[:-1], sol[-1]
 
-        r, b0 = ridge(Xk.reshape(-1, Xk.shape[-1]), S.reshape(-1))                  # constant-query start
+        r, b0 = ridge(Xk.reshape(-1, Xk.shape[-1]), S.reshape(-1))  # constant-query start
         for _ in range(iters):
-            a = Xk @ r                                                                # [n, 4]
+            a = Xk @ r  # [n, 4]
             u, b0 = ridge((XQ[:, None, :] * a[..., None]).reshape(-1, XQ.shape[-1]), S.reshape(-1))
-            b = XQ @ u                                                                # [n]
+            b = XQ @ u  # [n]
             r, b0 = ridge((b[:, None, None] * Xk).reshape(-1, Xk.shape[-1]), S.reshape(-1))
         sign = torch.sign((XQ @ u).mean())
         return u * sign, r * sign, b0, mean_k
@@ -361,7 +485,7 @@ class Analysis:
         m, it = self.out.metrics, self.items
         S, XQ, XK = self.logits_and_features()
         n = len(self.C)
-        item_of = torch.arange(2 * n) % n                                             # both runs of an item together
+        item_of = torch.arange(2 * n) % n  # both runs of an item together
         folds = min(self.cfg.folds, n)
         fold = torch.randperm(n, generator=self.gen)[item_of] % folds
         err_num, err_den = 0.0, 0.0
@@ -382,9 +506,12 @@ class Analysis:
         doses = []
         for alpha in self.cfg.alphas:
             doses.append(self.steer_rate(self.r_hat, alpha, tpos))
-        self.out.arrays["dose_alpha"], self.out.arrays["dose_flip"] = np.array(self.cfg.alphas), np.array(doses)
+        self.out.arrays["dose_alpha"], self.out.arrays["dose_flip"] = (
+            np.array(self.cfg.alphas),
+            np.array(doses),
+        )
         m["steer_flip"] = doses[list(self.cfg.alphas).index(self.cfg.claim_alpha)]
-        m["steer_monotone"] = float(all(b >= a - 0.05 for a, b in zip(doses, doses[1:])))
+        m["steer_monotone"] = float(all(b >= a - 0.05 for a, b in itertools.pairwise(doses)))
         self.rand_dir = self.random_direction((XK - mk).reshape(-1, XK.shape[-1]).float())
         m["steer_flip_random"] = self.steer_rate(self.rand_dir, self.cfg.claim_alpha, tpos)
         m["removal_block"], m["removal_clean_acc"] = self.remove(self.r_hat)
@@ -420,23 +547,28 @@ class Analysis:
         """Persuasion success blocked (relative) and clean accuracy with ``direction`` removed at options."""
         L, C, it = self.d[0], self.C, self.items
         opt = it.option_pos[C]
-        clean_proj = self.cache["clean"]["normed"][L][torch.arange(len(C))[:, None], opt] @ direction   # [n, 4]
+        clean_proj = (
+            self.cache["clean"]["normed"][L][torch.arange(len(C))[:, None], opt] @ direction
+        )  # [n, 4]
         mean_clean = clean_proj.mean()
 
         def make_for(arm):
             def make(chunk):
                 rows = torch.searchsorted(C, chunk)
                 pos = opt[rows]
-                goal = clean_proj[rows] if self.cfg.removal == "clean_value" else mean_clean.expand(len(rows), 4)
+                goal = (
+                    clean_proj[rows] if self.cfg.removal == "clean_value" else mean_clean.expand(len(rows), 4)
+                )
 
                 def edit(x):
                     x = x.clone()
                     idx = torch.arange(len(rows))[:, None]
-                    cur = x[idx, pos] @ direction                                        # [n, 4]
+                    cur = x[idx, pos] @ direction  # [n, 4]
                     x[idx, pos] += (goal - cur)[..., None] * direction
                     return x
 
                 return {"edit_normed": {L: edit}}
+
             return make
 
         pers = self.option_probs("pers", C, make=make_for("pers"))
@@ -457,8 +589,12 @@ class Analysis:
         heads = [(layer, k) for layer in range(L) for k in range(h.n_heads)]
         if not heads:
             raise TooFew(f"the decision head sits in layer {L}: no upstream heads")
-        proj = {arm: torch.cat(self.forward(arm, F, lambda r, c: self.r_projection(r, c), capture=("normed",),
-                                            layers=[L])) for arm in it.ids}
+        proj = {
+            arm: torch.cat(
+                self.forward(arm, F, lambda r, c: self.r_projection(r, c), capture=("normed",), layers=[L])
+            )
+            for arm in it.ids
+        }
         shift = (proj["pers"] - proj["clean"]).mean()
         m["r_shift"] = float(shift)
         for arm in ("mention", "keyword", "truthful"):
@@ -471,9 +607,20 @@ class Analysis:
         def metric(run, local):
             return self.r_projection(run, F[local])
 
-        patched = patch_heads(h, it.ids["pers"][F], it.mask[F], self.clean_z, heads, metric,
-                              batch_size=self.cfg.batch_size, attention_bias=it.bias, capture=("normed",), layers=[L])
-        effect = ((proj["pers"][:, None] - patched).mean(0) / shift).numpy()           # [n_heads]
+        patched = patch_heads(
+            h,
+            it.ids["pers"][F],
+            it.mask[F],
+            self.clean_z,
+            heads,
+            metric,
+            batch_size=self.cfg.batch_size,
+            attention_bias=it.bias,
+            capture=("normed",),
+            layers=[L],
+            logits_to_keep=1,
+        )
+        effect = ((proj["pers"][:, None] - patched).mean(0) / shift).numpy()  # [n_heads]
         grid = np.full((h.n_layers, h.n_heads), np.nan)
         for (layer, k), e in zip(heads, effect):
             grid[layer, k] = e
@@ -491,18 +638,30 @@ class Analysis:
         idx = torch.arange(len(F))
 
         def make(chunk):
-            return {"patch_z": self.joint_patches(chosen, "z", idx[torch.searchsorted(F, chunk)], self.clean_z,
-                                                  where_last=False)}
+            return {
+                "patch_z": self.joint_patches(
+                    chosen, "z", idx[torch.searchsorted(F, chunk)], self.clean_z, where_last=False
+                )
+            }
 
-        res = self.forward("pers", F, lambda r, c: (self.r_projection(r, c), self.probs(r.logits, c).argmax(1)),
-                           make=make, capture=("normed",), layers=[L])
+        res = self.forward(
+            "pers",
+            F,
+            lambda r, c: (self.r_projection(r, c), self.probs(r.logits, c).argmax(1)),
+            make=make,
+            capture=("normed",),
+            layers=[L],
+        )
         joint_proj, joint_choice = torch.cat([a for a, _ in res]), torch.cat([b for _, b in res])
         m["upstream_joint_share"] = float((proj["pers"] - joint_proj).mean() / shift)
         m["upstream_ablation_block"] = float((joint_choice != it.target[F]).float().mean())
         layers = sorted({x[0] for x in chosen})
         pats = self.capture("pers", F, ("pattern",), layers)["pattern"]
         tpos = it.option_pos[F].gather(1, it.target[F, None])[:, 0]
-        masses = [(pats[layer][torch.arange(len(F)), k, tpos] * it.mentions[F].float()).sum(1).mean() for layer, k in chosen]
+        masses = [
+            (pats[layer][torch.arange(len(F)), k, tpos] * it.mentions[F].float()).sum(1).mean()
+            for layer, k in chosen
+        ]
         m["upstream_mention_attention"] = float(max(masses))
 
     def upstream_attribution(self, rows: Tensor, heads) -> np.ndarray:
@@ -513,9 +672,16 @@ class Analysis:
             chunk = torch.arange(start, min(start + self.cfg.batch_size, len(rows)))
             r = rows[chunk]
             with torch.enable_grad():
-                run = h.run(self.items.ids["pers"][r], self.items.mask[r], capture=("z", "normed"), layers=list(range(L + 1)),
-                            attention_bias=self.items.bias)
-                grads = torch.autograd.grad(self.r_projection(run, r).sum(), [run.z[layer] for layer in range(L)])
+                run = h.run(
+                    self.items.ids["pers"][r],
+                    self.items.mask[r],
+                    capture=("z", "normed"),
+                    layers=list(range(L + 1)),
+                    attention_bias=self.items.bias,
+                )
+                grads = torch.autograd.grad(
+                    self.r_projection(run, r).sum(), [run.z[layer] for layer in range(L)]
+                )
             for i, (layer, k) in enumerate(heads):
                 delta = self.clean_z[layer][chunk, :, k] - run.z[layer][:, :, k].detach()
                 scores[i] -= float((delta * grads[layer][:, :, k]).sum())

@@ -14,8 +14,9 @@ import torch
 
 from modules.base import AtlasModule
 from modules.hooks import HookedLM
-from modules.persuasion.analysis import Analysis, AnalysisConfig
+from modules.persuasion.analysis import DEFAULT_ANALYSIS, Analysis, AnalysisConfig
 from modules.persuasion.plots import figures
+
 
 def summarize_replicas(rows: dict[str, np.ndarray]) -> dict[str, float]:
     out = {}
@@ -24,7 +25,9 @@ def summarize_replicas(rows: dict[str, np.ndarray]) -> dict[str, float]:
             continue
         v = np.asarray(values, dtype=float)
         finite = v[np.isfinite(v)]
-        stats = (finite.mean(), finite.std(), finite.min(), finite.max()) if len(finite) else (float("nan"),) * 4
+        stats = (
+            (finite.mean(), finite.std(), finite.min(), finite.max()) if len(finite) else (float("nan"),) * 4
+        )
         for suffix, value in zip(("", "_std", "_min", "_max"), stats):
             out[f"persuasion/{key}{suffix}"] = float(value)
     return out
@@ -35,22 +38,26 @@ class CircuitAnalysis(AtlasModule):
     models = ("none",)
     stages = ("test",)
 
-    def __init__(self, task, model=None, analysis: AnalysisConfig = AnalysisConfig()):
+    def __init__(self, task, model=None, analysis: AnalysisConfig = DEFAULT_ANALYSIS):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
-        self.analysis = AnalysisConfig.model_validate(dict(analysis) if not isinstance(analysis, AnalysisConfig)
-                                                      else analysis.model_dump())
+        self.analysis = AnalysisConfig.model_validate(
+            dict(analysis) if not isinstance(analysis, AnalysisConfig) else analysis.model_dump()
+        )
 
     def analysis_config(self, index: int) -> AnalysisConfig:
         """Per-replica settings; the random controls come from the instance's stream (rank-independent)."""
-        return self.analysis.model_copy(update={"seed": int(self.task.rng(index, "analysis").integers(2**31))})
+        return self.analysis.model_copy(
+            update={"seed": int(self.task.rng(index, "analysis").integers(2**31))}
+        )
 
-    def analyse(self, index: int, hooked: HookedLM, items, title: str) -> dict[str, float]:
+    def analyse(self, index: int, hooked: HookedLM, items, title: str, tag: str = "") -> dict[str, float]:
+        """The analysis of one instance; figures for instance 0 (and every instance with a ``tag``)."""
         result = Analysis(hooked, items, self.analysis_config(index)).run()
         self.last_result = result
-        if index == 0 and not result.metrics["too_few"]:
+        if (index == 0 or tag) and not result.metrics["too_few"]:
             for name, fig in figures(result.arrays, title).items():
-                self.save_figure(fig, f"persuasion_{name}")
+                self.save_figure(fig, f"persuasion_{name}{tag}")
         return result.metrics
 
     def test_step(self, batch, batch_idx):

@@ -25,7 +25,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from experiments.persuasion import tokens as tk
 from modules.hooks import HookedLM
-from modules.persuasion.analysis import AnalysisConfig
+from modules.persuasion.analysis import DEFAULT_ANALYSIS, AnalysisConfig
 from modules.persuasion.circuit import CircuitAnalysis
 
 
@@ -34,22 +34,38 @@ class TinyPersuasion(CircuitAnalysis):
     models = ("none",)
     stages = ("fit", "test")
 
-    def __init__(self, task, model=None, analysis: AnalysisConfig = AnalysisConfig(), n_layers: PositiveInt = 3,
-                 n_heads: PositiveInt = 4, d_model: PositiveInt = 64, mlp_ratio: PositiveInt = 4,
-                 lr: PositiveFloat = 3e-3, weight_decay: Annotated[float, Field(ge=0)] = 0.01,
-                 batch: PositiveInt = 128):
+    def __init__(
+        self,
+        task,
+        model=None,
+        analysis: AnalysisConfig = DEFAULT_ANALYSIS,
+        n_layers: PositiveInt = 3,
+        n_heads: PositiveInt = 4,
+        d_model: PositiveInt = 64,
+        mlp_ratio: PositiveInt = 4,
+        lr: PositiveFloat = 3e-3,
+        weight_decay: Annotated[float, Field(ge=0)] = 0.01,
+        batch: PositiveInt = 128,
+    ):
         super().__init__(task, model, analysis)
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} is not a multiple of n_heads={n_heads}")
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        cfg = LlamaConfig(vocab_size=tk.VOCAB, hidden_size=d_model, intermediate_size=mlp_ratio * d_model,
-                          num_hidden_layers=n_layers, num_attention_heads=n_heads, num_key_value_heads=n_heads,
-                          max_position_embeddings=2 * tk.LENGTH, tie_word_embeddings=True)
+        cfg = LlamaConfig(
+            vocab_size=tk.VOCAB,
+            hidden_size=d_model,
+            intermediate_size=mlp_ratio * d_model,
+            num_hidden_layers=n_layers,
+            num_attention_heads=n_heads,
+            num_key_value_heads=n_heads,
+            max_position_embeddings=2 * tk.LENGTH,
+            tie_word_embeddings=True,
+        )
         init = torch.Generator().manual_seed(int(task.rng(0, "init").integers(2**31)))
         self.net = LlamaForCausalLM._from_config(cfg, dtype=torch.float32)
         with torch.no_grad():
-            for p in self.net.parameters():                  # seeded init (no global torch seed)
+            for p in self.net.parameters():  # seeded init (no global torch seed)
                 if p.dim() > 1:
                     p.copy_(torch.randn(p.shape, generator=init) * cfg.initializer_range)
         self.hooked = HookedLM(self.net)
@@ -62,17 +78,23 @@ class TinyPersuasion(CircuitAnalysis):
 
     def training_step(self, _, batch_idx):
         ids, answer = tk.training_batch(self.task.spec, self.rng("batches"), self.hparams.batch)
-        logits = self.hooked.run(ids, attention_bias=self.bias).logits[:, -1]    # [B, V]
+        logits = self.hooked.run(ids, attention_bias=self.bias).logits[:, -1]  # [B, V]
         loss = F.cross_entropy(logits, answer)
         acc = (logits.argmax(-1) == answer).float().mean()
         self.log_dict({"train/loss": loss, "train/acc": acc}, prog_bar=True)
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return torch.optim.AdamW(
+            self.net.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
 
     def test_step(self, batch, batch_idx):
         index, inst = batch
-        metrics = self.analyse(index, self.hooked, inst["items"],
-                               "tiny, route-forcing" if self.bias is not None else "tiny, unmasked")
+        metrics = self.analyse(
+            index,
+            self.hooked,
+            inst["items"],
+            "tiny, route-forcing" if self.bias is not None else "tiny, unmasked",
+        )
         self.record(index, **metrics)
