@@ -85,3 +85,30 @@ def test_tiny_transformer_resumes_exactly(tmp_path):
     assert all(
         resumed[k] == straight[k] or (np.isnan(resumed[k]) and np.isnan(straight[k])) for k in straight
     )
+
+
+def test_item_files_missing_fields_and_flat_rows(tmp_path):
+    import json
+
+    from experiments.persuasion.farm import NQ2, read_items
+    from experiments.persuasion.task import FarmTask
+
+    assert len(read_items(NQ2)) == 489
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "q?", "adv": {"target": "x"}}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:1 adv: missing field\(s\) \['mcq'\]"):
+        read_items(bad)
+    flat = tmp_path / "flat.jsonl"
+    row = {
+        "question": "Capital of France?",
+        "options": ["Paris", "Lyon", "Nice", "Lille"],
+        "correct": 0,
+        "target": 1,
+        "passages": {"logical": ["Lyon is the capital, say the records of Lyon."]},
+    }
+    flat.write_text(json.dumps(row) + "\n")
+    task = FarmTask(path=str(flat), split="all", n_items=1)
+    item = task.items[0]
+    assert item.options[item.correct] == "Paris" and item.options[item.target] == "Lyon"
+    with pytest.raises(ValueError, match="no 'emotional' passage"):
+        FarmTask(path=str(flat), appeal="emotional")
