@@ -2,7 +2,10 @@
 
 import pytest
 
-from tests.helpers import run_launchQUIET = ["trainer.enable_progress_bar=false"]
+from tests.helpers import run_launch
+
+pytestmark = pytest.mark.llm
+QUIET = ["trainer.enable_progress_bar=false"]
 
 
 def test_prompts_align_every_arm_and_find_the_mentions():
@@ -18,8 +21,8 @@ def test_prompts_align_every_arm_and_find_the_mentions():
     T = batch.mask.shape[1]
     assert all(v.shape == (40, T) for v in batch.ids.values())
     opt = batch.ids["pers"].gather(1, batch.option_pos)
-    assert (opt == batch.answer_ids).all()                     # the options list holds the readout tokens
-    assert batch.mentions.any(1).float().mean() > 0.8           # the passage names the target
+    assert (opt == batch.answer_ids).all()  # the options list holds the readout tokens
+    assert batch.mentions.any(1).float().mean() > 0.8  # the passage names the target
 
 
 @pytest.mark.slow
