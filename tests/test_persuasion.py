@@ -112,3 +112,18 @@ def test_item_files_missing_fields_and_flat_rows(tmp_path):
     assert item.options[item.correct] == "Paris" and item.options[item.target] == "Lyon"
     with pytest.raises(ValueError, match="no 'emotional' passage"):
         FarmTask(path=str(flat), appeal="emotional")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_planted_preset_on_more_seeds(tmp_path, seed):
+    results = run_launch(["experiment=persuasion_planted", f"seed={seed}", *QUIET], tmp_path)
+    failed = [c for c in results["claims"] if not c["passed"]]
+    assert not failed, failed
+
+
+@pytest.mark.slow
+def test_tiny_transformer_claims(tmp_path):
+    results = run_launch(["experiment=persuasion_tiny", *QUIET], tmp_path)
+    failed = [c for c in results["claims"] if not c["passed"]]
+    assert not failed, failed

@@ -10,6 +10,7 @@ Flat row: ``{"question", "options": [4 strings], "correct": int, "target": int,
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,14 @@ def parse_row(row: dict, where: str) -> TextItem:
     if not item.passages or not all(item.passages.values()):
         raise ValueError(f"{where}: no persuasion passage")
     return item
+
+
+def first_sentences(passage: str, k: int) -> str:
+    """The first ``k`` sentences of ``passage`` (all of it when k = 0)."""
+    if k == 0:
+        return passage
+    parts = re.split(r"(?<=[.!?])\s+", passage.strip())
+    return " ".join(parts[:k])
 
 
 def read_items(path: str | Path) -> list[TextItem]:

@@ -16,7 +16,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 
 from experiments.base import InstanceDataset, Task
 from experiments.persuasion import tokens as tk
-from experiments.persuasion.farm import NQ2, TextItem, read_items
+from experiments.persuasion.farm import NQ2, TextItem, first_sentences, read_items
 from experiments.persuasion.planted import PlantedTruth, planted_model
 
 
@@ -86,7 +86,8 @@ class FarmTask(Task):
 
     Items are split into a development and a held-out part (stream ``split``); options are shuffled
     per item (stream ``options``). One instance per frame in ``frames``, each over the same items;
-    the method keeps the first ``n_items`` whose options its tokenizer tells apart.
+    the method keeps the first ``n_items`` whose options its tokenizer tells apart. ``sentences`` > 0
+    keeps only that many leading sentences of each passage (shorter prompts for CPU runs).
     """
 
     offers = ("persuasion_text",)
@@ -102,6 +103,7 @@ class FarmTask(Task):
         passage: NonNegativeInt = 0,
         frames: tuple[Literal["note", "geo"], ...] = ("note",),
         skip_shared_first_token: bool = True,
+        sentences: NonNegativeInt = 0,
     ):
         super().__init__(seed)
         items = read_items(path or NQ2)
@@ -112,7 +114,7 @@ class FarmTask(Task):
         n_dev = round(dev_fraction * len(items))
         chosen = {"dev": order[:n_dev], "heldout": order[n_dev:], "all": order}[split]
         self.items, self.frames, self.skip, self.n_items = [], list(frames), skip_shared_first_token, n_items
-        self.passages = [items[i].passages[appeal][passage] for i in chosen]
+        self.passages = [first_sentences(items[i].passages[appeal][passage], sentences) for i in chosen]
         for i in chosen:
             perm = self.rng(i, "options").permutation(4)
             item = items[i]
