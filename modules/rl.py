@@ -43,8 +43,10 @@ def td_target(reward: torch.Tensor, done: torch.Tensor, next_value: torch.Tensor
     return reward + gamma * (1.0 - done.to(reward.dtype)) * next_value
 
 
-def dqn_loss(q: torch.Tensor, action: torch.Tensor, target: torch.Tensor, huber: bool = False) -> torch.Tensor:
+def dqn_loss(
+    q: torch.Tensor, action: torch.Tensor, target: torch.Tensor, huber: bool = False
+) -> torch.Tensor:
     """Mean TD error of ``Q(s, a)`` (``q``: ``[B, A]``, ``action``: ``[B]``) against a detached target."""
-    q_sa = q.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)      # [B]
+    q_sa = q.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)  # [B]
     loss = F.smooth_l1_loss if huber else F.mse_loss
     return loss(q_sa, target.detach())

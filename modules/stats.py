@@ -15,8 +15,8 @@ from scipy import stats
 
 
 class Interval(NamedTuple):
-    mean: float          # point estimate
-    half_width: float    # of the two-sided interval
+    mean: float  # point estimate
+    half_width: float  # of the two-sided interval
     lower: float
     upper: float
 
@@ -63,18 +63,26 @@ def one_sided_lower(x, level: float = 0.95) -> float:
     return -one_sided_upper(-np.asarray(x, dtype=np.float64), level)
 
 
-def bootstrap_ci(x, statistic: Callable[[np.ndarray], float], rng: np.random.Generator,
-                 level: float = 0.95, resamples: int = 2000) -> Interval:
+def bootstrap_ci(
+    x,
+    statistic: Callable[[np.ndarray], float],
+    rng: np.random.Generator,
+    level: float = 0.95,
+    resamples: int = 2000,
+) -> Interval:
     """Percentile bootstrap interval of ``statistic`` (SciPy's ``bootstrap``, BCa where it can)."""
     x = _sample(x)
     _check_level(level)
-    res = stats.bootstrap((x,), statistic, n_resamples=resamples, confidence_level=level, random_state=rng,
-                          vectorized=False)
+    res = stats.bootstrap(
+        (x,), statistic, n_resamples=resamples, confidence_level=level, random_state=rng, vectorized=False
+    )
     lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
     return Interval(float(statistic(x)), (hi - lo) / 2, lo, hi)
 
 
-def mann_whitney(a, b, alternative: Literal["two-sided", "greater", "less"] = "greater") -> tuple[float, float]:
+def mann_whitney(
+    a, b, alternative: Literal["two-sided", "greater", "less"] = "greater"
+) -> tuple[float, float]:
     """``(p-value, rank-biserial effect in [-1, 1])`` of Mann-Whitney U for ``a`` vs ``b``."""
     a, b = _sample(a, "a"), _sample(b, "b")
     res = stats.mannwhitneyu(a, b, alternative=alternative)

@@ -18,10 +18,18 @@ from modules.naiad.estimators import ESTIMATORS, Classical, CrossFitPPI, PPIpp, 
 from modules.naiad.labels import VarianceCalibratedLabels
 from tests.helpers import run_launch
 
-SYNTHETIC = dict(n_trials=3, n_labelled=100, n_unlabelled=5000,
-                 systems={"p": {"mean": [60, 55, 45, 50], "polish": 10}}, contrast=[1.0],
-                 judge={"bias": 30, "compression": 0.5, "halo": 0.4, "noise": 5},
-                 truth_sd=15, truth_corr=0.4, polish_sd=10, rater_sd=8)
+SYNTHETIC = dict(
+    n_trials=3,
+    n_labelled=100,
+    n_unlabelled=5000,
+    systems={"p": {"mean": [60, 55, 45, 50], "polish": 10}},
+    contrast=[1.0],
+    judge={"bias": 30, "compression": 0.5, "halo": 0.4, "noise": 5},
+    truth_sd=15,
+    truth_corr=0.4,
+    polish_sd=10,
+    rater_sd=8,
+)
 
 
 def sample(seed=0, n=100, N=5000):
@@ -92,6 +100,38 @@ def test_bad_estimator_inputs():
         VarianceCalibratedLabels().fit(Y[:0], S[:0], S_unl)
 
 
+BAD_ARRAYS = [
+    (lambda Y: Y.tolist(), r"Y \(human labels\) must be a NumPy array .*got list"),
+    (lambda Y: Y[:, 0], r"Y \(human labels\) must be 2-D .*got 1-D"),
+    (lambda Y: Y[None], r"must be 2-D .*got 3-D"),
+    (lambda Y: Y.astype(str), r"must hold numbers, got dtype <U"),
+    (lambda Y: Y > 50, r"must hold numbers, got dtype bool"),
+    (lambda Y: np.where(np.arange(len(Y))[:, None] == 3, np.nan, Y), r"non-finite values .* first row 3"),
+    (lambda Y: np.where(np.arange(len(Y))[:, None] == 5, np.inf, Y), r"non-finite values .* first row 5"),
+]
+
+
+@pytest.mark.parametrize("corrupt,message", BAD_ARRAYS, ids=[m.split(" ")[-1] for _, m in BAD_ARRAYS])
+def test_bad_label_arrays_name_the_argument_and_row(corrupt, message):
+    Y, S, S_unl, _ = sample(0)
+    with pytest.raises(ValueError, match=message):
+        PPIpp().estimate(corrupt(Y), S, S_unl)
+
+
+def test_small_samples_warn_and_finite_sample_widens_to_t_quantiles():
+    Y, S, S_unl, _ = sample(0)
+    with pytest.warns(UserWarning, match="20 human labels; normal intervals under-cover below 50"):
+        normal = PPIpp().estimate(Y[:20], S[:20], S_unl)
+    import warnings as _warnings
+
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")
+        t_based = PPIpp(finite_sample=True).estimate(Y[:20], S[:20], S_unl)
+    assert t_based.df == 19 and np.allclose(t_based.point, normal.point)
+    (lo_n, hi_n), (lo_t, hi_t) = normal.interval(0.1), t_based.interval(0.1)
+    assert np.all(hi_t - lo_t > hi_n - lo_n)
+
+
 # ---- variance-calibrated labels ------------------------------------------------------------
 def test_calibrated_labels_keep_spread_and_ranking():
     Y, S, S_unl, pop = sample(5)
@@ -100,11 +140,11 @@ def test_calibrated_labels_keep_spread_and_ranking():
     assert np.allclose(y_tilde.mean(0), PPIpp().estimate(Y, S, S_unl).point)
     ratio = y_tilde.std(0, ddof=1) / pop.human_sd
     assert np.all((ratio > 0.85) & (ratio < 1.15))
-    assert np.all(np.concatenate([S, S_unl]).std(0) / pop.human_sd < 0.8)       # the judge compresses
+    assert np.all(np.concatenate([S, S_unl]).std(0) / pop.human_sd < 0.8)  # the judge compresses
     for d in range(4):
         assert spearmanr(y_tilde[: len(Y), d], Y[:, d])[0] == spearmanr(S[:, d], Y[:, d])[0]
     explained = VarianceCalibratedLabels("explained").fit(Y, S, S_unl)
-    assert np.all(explained.sigma < labels.sigma)                                # Var(E[Y|f]) < Var(Y)
+    assert np.all(explained.sigma < labels.sigma)  # Var(E[Y|f]) < Var(Y)
 
 
 # ---- simulator and trials task -------------------------------------------------------------
@@ -128,9 +168,18 @@ def test_simulator_moments():
 
 # ---- schema, JSONL and the user-file loader ------------------------------------------------
 def row(**overrides):
-    base = {"id": 1, "query": "q?", "category": ["food"], "ad_name": "BrewCraft", "ad_label": "kettle",
-            "ad_info": "pours well", "logic_bridge": "coffee is a craft", "strategy": "Methodological Abstraction",
-            "response": "Use a kettle.", "ppied_scores": {"q1": 70, "q2": 60, "q3": 50, "q4": 40}}
+    base = {
+        "id": 1,
+        "query": "q?",
+        "category": ["food"],
+        "ad_name": "BrewCraft",
+        "ad_label": "kettle",
+        "ad_info": "pours well",
+        "logic_bridge": "coffee is a craft",
+        "strategy": "Methodological Abstraction",
+        "response": "Use a kettle.",
+        "ppied_scores": {"q1": 70, "q2": 60, "q3": 50, "q4": 40},
+    }
     return {**base, **overrides}
 
 
@@ -149,7 +198,9 @@ def test_jsonl_bad_rows_name_the_row(tmp_path):
     with pytest.raises(ValueError, match=r"bad.jsonl:2: field logic_bridge: Field required"):
         read_jsonl(path)
     path.write_text(json.dumps(row(ppied_scores={"q1": 70, "q2": 60, "q3": 130, "q4": 40})) + "\n")
-    with pytest.raises(ValueError, match=r"bad.jsonl:1 \(id 1\): ppied_scores.q3 = 130.0 is outside \[0, 100\]"):
+    with pytest.raises(
+        ValueError, match=r"bad.jsonl:1 \(id 1\): ppied_scores.q3 = 130.0 is outside \[0, 100\]"
+    ):
         read_jsonl(path)
     path.write_text(json.dumps(row(ppied_scores={"q1": 70, "q2": 60, "q4": 40})) + "\n")
     with pytest.raises(ValueError, match=r"field ppied_scores.q3: Field required"):
@@ -197,7 +248,7 @@ def test_preset_vcppi(tmp_path, seed):
 def test_preset_halo(tmp_path, seed):
     metrics = run_launch(["experiment=naiad_halo", f"seed={seed}", "task.n_trials=500"], tmp_path)
     assert_claims(metrics)
-    assert metrics["metrics"]["naiad/sign_wrong_naive_q3"] == 0.0      # the halo helps B on q3: right sign
+    assert metrics["metrics"]["naiad/sign_wrong_naive_q3"] == 0.0  # the halo helps B on q3: right sign
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -212,19 +263,31 @@ def test_preset_strategies(tmp_path, seed):
     assert_claims(metrics)
     clusters = json.loads((tmp_path / "clusters" / "0.json").read_text())
     assert sorted(c["size"] for c in clusters) == [20] * 4
-    assert metrics["metrics"]["naiad/strategies_raw_ari_mean"] < 0.7    # raw embeddings cluster by topic
+    assert metrics["metrics"]["naiad/strategies_raw_ari_mean"] < 0.7  # raw embeddings cluster by topic
 
 
 def test_strategies_on_a_naiad_file(tmp_path):
     rng = np.random.default_rng(0)
     planted = PlantedBridges(n_replicas=1, per_family=12, seed=0).instances()[0][1]
-    rows = [LLMAd.model_validate(row(id=i, logic_bridge=t, category=[c], ad_name=a,
-                                     strategy=f"s{label}",
-                                     ppied_scores=dict(zip(("q1", "q2", "q3", "q4"), rng.uniform(0, 100, 4)))))
-            for i, (t, c, a, label) in enumerate(zip(planted["texts"], planted["categories"],
-                                                     planted["ad_names"], planted["labels"]))]
+    rows = [
+        LLMAd.model_validate(
+            row(
+                id=i,
+                logic_bridge=t,
+                category=[c],
+                ad_name=a,
+                strategy=f"s{label}",
+                ppied_scores=dict(zip(("q1", "q2", "q3", "q4"), rng.uniform(0, 100, 4))),
+            )
+        )
+        for i, (t, c, a, label) in enumerate(
+            zip(planted["texts"], planted["categories"], planted["ad_names"], planted["labels"])
+        )
+    ]
     path = write_jsonl(tmp_path / "naiad.jsonl", rows)
-    metrics = run_launch(["experiment=naiad_strategies", "task=naiad_file", f"task.path={path}"], tmp_path / "run")
+    metrics = run_launch(
+        ["experiment=naiad_strategies", "task=naiad_file", f"task.path={path}"], tmp_path / "run"
+    )
     assert metrics["metrics"]["naiad/strategies_ari_min"] >= 0.7
     clusters = json.loads((tmp_path / "run" / "clusters" / "0.json").read_text())
     assert all("mean_user_utility" in c for c in clusters)
@@ -234,4 +297,6 @@ def test_bad_config_values_fail_before_compute(tmp_path):
     with pytest.raises(ValueError, match="algorithm.alpha"):
         run_launch(["experiment=naiad_vcppi", "algorithm.alpha=1.5"], tmp_path)
     with pytest.raises(ValueError, match="task.path"):
-        run_launch(["experiment=naiad_strategies", "task=naiad_file", "task.path=/nonexistent.jsonl"], tmp_path)
+        run_launch(
+            ["experiment=naiad_strategies", "task=naiad_file", "task.path=/nonexistent.jsonl"], tmp_path
+        )

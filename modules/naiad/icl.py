@@ -12,7 +12,6 @@ in ``<run_dir>/icl/<index>.json``. Under DDP every rank builds the (cached) pool
 """
 
 import json
-from pathlib import Path
 from typing import Annotated, Literal
 
 import numpy as np
@@ -20,7 +19,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 
 from experiments.naiad.seeds import Ad, Query, pairs
 from modules.base import AtlasModule
-from modules.llm import DEFAULT_CACHE, DEFAULT_LLM, Generator
+from modules.llm import LLM_MODELS, LanguageModel
 from modules.naiad.generation import shift_test
 from modules.naiad.pipeline import QUADRANTS, DecoupledPipeline, Response
 from modules.naiad.scoring import Proxies
@@ -30,70 +29,100 @@ Profile = Literal["hiU_hiC", "hiU_loC", "loU_hiC", "loU_loC"]
 
 def icl_prompt(exemplars: list[tuple[Query, Ad, str]], query: Query, ad: Ad) -> str:
     shots = "\n\n".join(f"Question: {q.text}\nProduct: {a.name}\nAnswer: {r}" for q, a, r in exemplars)
-    return (f"Here are example answers.\n\n{shots}\n\nWrite an answer in the same style.\n"
-            f"Question: {query.text}\nProduct: {ad.name}, a {ad.label} that {ad.info}.\nAnswer:")
+    return (
+        f"Here are example answers.\n\n{shots}\n\nWrite an answer in the same style.\n"
+        f"Question: {query.text}\nProduct: {ad.name}, a {ad.label} that {ad.info}.\nAnswer:"
+    )
 
 
 class ICLControl(AtlasModule):
     needs = "ad_pairs"
-    models = ("smollm2", "none")   # the LLM is named by `llm`; model=smollm2 marks the run as an LLM run
+    models = LLM_MODELS
     stages = ("test",)
 
-    def __init__(self, task, model=None, llm: str = DEFAULT_LLM, cache_path: str | None = None,
-                 encoder: str = "all-MiniLM-L6-v2", pool_pairs: list[NonNegativeInt] = [0, 4, 8, 12, 16, 20, 24, 28],
-                 profiles: list[Profile] = ["hiU_loC", "loU_hiC"], shots: PositiveInt = 2,
-                 user_cut: float = 0.35, commercial_cut: float = 0.9, max_tries: PositiveInt = 2,
-                 bridge_tokens: PositiveInt = 32, response_tokens: PositiveInt = 48,
-                 temperature: Annotated[float, Field(ge=0)] = 0.7):
+    def __init__(
+        self,
+        task,
+        model: LanguageModel,
+        pool_pairs: tuple[NonNegativeInt, ...] = (0, 4, 8, 12, 16, 20, 24, 28),
+        profiles: tuple[Profile, ...] = ("hiU_loC", "loU_hiC"),
+        shots: PositiveInt = 2,
+        user_cut: float = 0.35,
+        commercial_cut: float = 0.9,
+        max_tries: PositiveInt = 1,
+        bridge_tokens: PositiveInt = 32,
+        response_tokens: PositiveInt = 48,
+        temperature: Annotated[float, Field(ge=0)] = 0.7,
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         if len(profiles) != 2 or QUADRANTS[profiles[0]][1] == QUADRANTS[profiles[1]][1]:
             raise ValueError(f"profiles must be two profiles, one lo-C and one hi-C, got {profiles}")
-        cache = Path(cache_path) if cache_path else DEFAULT_CACHE / "generations.sqlite"
-        self.generator = Generator(llm, cache)
-        self.proxies = Proxies(encoder)
-        self.pipeline = DecoupledPipeline(self.generator, self.proxies, user_cut, commercial_cut, max_tries,
-                                          bridge_tokens, response_tokens, temperature)
-        self.profiles = sorted(profiles, key=lambda p: QUADRANTS[p][1])           # [lo-C, hi-C]
+        self.generator = model
+        self.proxies = Proxies(model)
+        self.pipeline = DecoupledPipeline(
+            self.generator,
+            self.proxies,
+            user_cut,
+            commercial_cut,
+            max_tries,
+            bridge_tokens,
+            response_tokens,
+            temperature,
+        )
+        self.profiles = sorted(profiles, key=lambda p: QUADRANTS[p][1])  # [lo-C, hi-C]
 
     def on_test_start(self) -> None:
         """Generate (or read from the cache) the exemplar pool: one response per pool pair and profile."""
         self.pool: list[tuple[Query, Ad, Response]] = []
         for pair in self.hparams.pool_pairs:
             query, ad = pairs()[pair]
-            seed = self.task.seed * 1000                                           # repeat 0 of the pipeline
+            seed = self.task.seed * 1000  # repeat 0 of the pipeline
             bridge = self.pipeline.bridge(query, ad, seed)
-            self.pool += [(query, ad, self.pipeline.response(query, ad, bridge, p, seed)) for p in self.profiles]
-        scores = np.array([[r.user, r.commercial] for _, _, r in self.pool])        # [pool, 2]
+            self.pool += [
+                (query, ad, self.pipeline.response(query, ad, bridge, p, seed)) for p in self.profiles
+            ]
+        scores = np.array([[r.user, r.commercial] for _, _, r in self.pool])  # [pool, 2]
         self.z = (scores - scores.mean(0)) / np.maximum(scores.std(0), 1e-12)
 
     def exemplars(self, profile: str, query: Query) -> list[tuple[Query, Ad, str]]:
         """The ``shots`` pool responses (other queries) that best match ``profile``."""
         sign = np.array([1.0 if high else -1.0 for high in QUADRANTS[profile]])
-        match = self.z @ sign                                                       # [pool]
+        match = self.z @ sign  # [pool]
         order = [i for i in np.argsort(-match) if self.pool[i][0] != query]
         return [(q, a, r.text) for q, a, r in (self.pool[i] for i in order[: self.hparams.shots])]
 
     def test_step(self, batch, batch_idx):
         index, item = batch
         query, ad = pairs()[item["pair"]]
-        texts = [self.generator.generate([icl_prompt(self.exemplars(p, query), query, ad)],
-                                         seed=self.task.seed * 1000 + item["repeat"],
-                                         max_new_tokens=self.hparams.response_tokens,
-                                         temperature=self.hparams.temperature)[0] for p in self.profiles]
+        texts = [
+            self.generator.generate(
+                [icl_prompt(self.exemplars(p, query), query, ad)],
+                seed=self.task.seed * 1000 + item["repeat"],
+                max_new_tokens=self.hparams.response_tokens,
+                temperature=self.hparams.temperature,
+            )[0]
+            for p in self.profiles
+        ]
         proxy = self.proxies([query.text] * len(texts), [ad] * len(texts), texts)
         path = self.run_dir / "icl" / f"{index}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"query": query.text, "ad": ad.name, "answers": dict(zip(self.profiles, texts))}))
+        path.write_text(
+            json.dumps({"query": query.text, "ad": ad.name, "answers": dict(zip(self.profiles, texts))})
+        )
         self.record(index, user=proxy["user"], commercial=proxy["commercial"], mention=proxy["mention"])
 
     def summarize(self, rows: dict[str, np.ndarray]) -> dict[str, float]:
-        lo_c, hi_c = 0, 1                                                          # columns = self.profiles
+        lo_c, hi_c = 0, 1  # columns = self.profiles
         p_c, effect_c = shift_test(rows["commercial"][:, hi_c], rows["commercial"][:, lo_c])
         p_drop, effect_u = shift_test(rows["user"][:, lo_c], rows["user"][:, hi_c])
-        m = {"naiad/icl_p_commercial_up": p_c, "naiad/icl_effect_commercial": effect_c,
-             "naiad/icl_p_user_drop": p_drop, "naiad/icl_effect_user_drop": effect_u,
-             "naiad/icl_generations": rows["user"].size}
+        m = {
+            "naiad/icl_p_commercial_up": p_c,
+            "naiad/icl_effect_commercial": effect_c,
+            "naiad/icl_p_user_drop": p_drop,
+            "naiad/icl_effect_user_drop": effect_u,
+            "naiad/icl_generations": rows["user"].size,
+        }
         for i, p in enumerate(self.profiles):
             for key in ("user", "commercial", "mention"):
                 m[f"naiad/icl_{key}_{p}"] = rows[key][:, i].mean()

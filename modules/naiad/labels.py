@@ -32,10 +32,10 @@ class VarianceCalibratedLabels:
             raise ValueError(f"target_variance must be 'marginal' or 'explained', got {target_variance!r}")
         self.target_variance = target_variance
 
-    def fit(self, Y: np.ndarray, f: np.ndarray, f_unl: np.ndarray) -> "VarianceCalibratedLabels":
+    def fit(self, Y: np.ndarray, f: np.ndarray, f_unl: np.ndarray) -> VarianceCalibratedLabels:
         check_inputs(Y, f, f_unl)
         Y, f, f_unl = (np.asarray(a, float) for a in (Y, f, f_unl))
-        self.mu = power_tuned_mean(Y, f, f_unl).point                                   # [D]
+        self.mu = power_tuned_mean(Y, f, f_unl).point  # [D]
         if self.target_variance == "marginal":
             second_moment = power_tuned_mean(Y**2, f**2, f_unl**2).point
             variance = second_moment - self.mu**2
@@ -43,13 +43,15 @@ class VarianceCalibratedLabels:
             cov = ((Y - Y.mean(0)) * (f - f.mean(0))).mean(0)
             variance = cov**2 / np.var(np.concatenate([f, f_unl]), axis=0, ddof=1)
         self.sigma = np.sqrt(np.maximum(variance, 0.0))
-        self.f_all = np.concatenate([f, f_unl])       # the items the labels are made for
+        self.f_all = np.concatenate([f, f_unl])  # the items the labels are made for
         return self
 
     def transform(self, f: np.ndarray) -> np.ndarray:
         """Labels for judge scores ``f`` [m, D], standardised with the fitted items' f mean and sd."""
         centre, spread = self.f_all.mean(0), self.f_all.std(0, ddof=1)
         if np.any(spread == 0):
-            raise ValueError("the judge gives every item the same score on some dimension; "
-                             "its scores carry no ranking to calibrate")
+            raise ValueError(
+                "the judge gives every item the same score on some dimension; "
+                "its scores carry no ranking to calibrate"
+            )
         return self.mu + self.sigma / spread * (np.asarray(f, float) - centre)

@@ -35,25 +35,38 @@ class VCPPI(AtlasModule):
     models = ("none",)
     stages = ("test",)
 
-    def __init__(self, task, model=None, alpha: Annotated[float, Field(gt=0, lt=1)] = 0.1,
-                 vcppi: Literal["crossfit", "ppipp", "ppi"] = "crossfit",
-                 folds: Annotated[int, Field(ge=2)] = 5, ridge: Annotated[float, Field(ge=0)] = 0.0,
-                 power_tuning: bool = True, target_variance: Literal["marginal", "explained"] = "marginal"):
+    def __init__(
+        self,
+        task,
+        model=None,
+        alpha: Annotated[float, Field(gt=0, lt=1)] = 0.1,
+        vcppi: Literal["crossfit", "ppipp", "ppi"] = "crossfit",
+        folds: Annotated[int, Field(ge=2)] = 5,
+        ridge: Annotated[float, Field(ge=0)] = 0.0,
+        power_tuning: bool = True,
+        target_variance: Literal["marginal", "explained"] = "marginal",
+        finite_sample: bool = False,
+    ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
         check_alpha(alpha)
         self.alpha = alpha
-        vc = CrossFitPPI(folds, ridge, power_tuning) if vcppi == "crossfit" else ESTIMATORS[vcppi]()
-        self.estimators = {"classical": ESTIMATORS["classical"](), "naive": ESTIMATORS["naive"](),
-                           "ppi": ESTIMATORS["ppi"](), "ppipp": ESTIMATORS["ppipp"](), "vcppi": vc}
+        fs = finite_sample
+        vc = CrossFitPPI(folds, ridge, power_tuning, fs) if vcppi == "crossfit" else ESTIMATORS[vcppi](fs)
+        self.estimators = {name: ESTIMATORS[name](fs) for name in ("classical", "naive", "ppi", "ppipp")}
+        self.estimators["vcppi"] = vc
         self.labels = VarianceCalibratedLabels(target_variance)
 
     def contrast_estimate(self, trial: dict, estimator) -> Estimate:
         """sum_s c_s theta_hat_s with se^2 = sum_s c_s^2 se_s^2 (independent systems)."""
-        parts = [estimator.estimate(Y, S, S_unl) for Y, S, S_unl in zip(trial["Y"], trial["S"], trial["S_unl"])]
+        parts = [
+            estimator.estimate(Y, S, S_unl) for Y, S, S_unl in zip(trial["Y"], trial["S"], trial["S_unl"])
+        ]
         c = trial["contrast"]
-        return Estimate(sum(ci * p.point for ci, p in zip(c, parts)),
-                        np.sqrt(sum(ci**2 * p.se**2 for ci, p in zip(c, parts))))
+        return Estimate(
+            sum(ci * p.point for ci, p in zip(c, parts)),
+            np.sqrt(sum(ci**2 * p.se**2 for ci, p in zip(c, parts))),
+        )
 
     def ppi_py_gap(self, trial: dict) -> float:
         """max |ours - ppi_py| over PPI (lam = 1) and PPI++ (lam = None) interval ends."""
@@ -63,7 +76,9 @@ class VCPPI(AtlasModule):
                 lo, hi = self.estimators[name].estimate(Y, S, S_unl).interval(self.alpha)
                 for d in range(Y.shape[1]):
                     ref = ppi_mean_ci(Y[:, d], S[:, d], S_unl[:, d], alpha=self.alpha, lam=lam)
-                    gap = max(gap, abs(lo[d] - float(np.ravel(ref[0])[0])), abs(hi[d] - float(np.ravel(ref[1])[0])))
+                    gap = max(
+                        gap, abs(lo[d] - float(np.ravel(ref[0])[0])), abs(hi[d] - float(np.ravel(ref[1])[0]))
+                    )
         return gap
 
     def label_checks(self, trial: dict) -> dict[str, np.ndarray]:
@@ -72,14 +87,21 @@ class VCPPI(AtlasModule):
         sd_labels, sd_judge, gap = [], [], []
         for Y, S, S_unl, human_sd in zip(trial["Y"], trial["S"], trial["S_unl"], trial["human_sd"]):
             calibrator = self.labels.fit(Y, S, S_unl)
-            labels = calibrator.transform(np.concatenate([S, S_unl]))              # [n + N, D]
+            labels = calibrator.transform(np.concatenate([S, S_unl]))  # [n + N, D]
             sd_labels.append(labels.std(0, ddof=1) / human_sd)
             sd_judge.append(np.concatenate([S, S_unl]).std(0, ddof=1) / human_sd)
             n = Y.shape[0]
-            gap.append([abs(spearmanr(labels[:n, d], Y[:, d])[0] - spearmanr(S[:, d], Y[:, d])[0])
-                        for d in range(Y.shape[1])])
-        return {"sd_ratio_labels": np.array(sd_labels), "sd_ratio_judge": np.array(sd_judge),
-                "spearman_gap": np.array(gap)}
+            gap.append(
+                [
+                    abs(spearmanr(labels[:n, d], Y[:, d])[0] - spearmanr(S[:, d], Y[:, d])[0])
+                    for d in range(Y.shape[1])
+                ]
+            )
+        return {
+            "sd_ratio_labels": np.array(sd_labels),
+            "sd_ratio_judge": np.array(sd_judge),
+            "spearman_gap": np.array(gap),
+        }
 
     def test_step(self, batch, batch_idx):
         index, trial = batch
@@ -100,7 +122,7 @@ class VCPPI(AtlasModule):
         names = list(self.estimators)
         m = {}
         for name in names:
-            m[f"naiad/coverage_{name}"] = rows[f"cover_{name}"].mean()                      # over trials, dims
+            m[f"naiad/coverage_{name}"] = rows[f"cover_{name}"].mean()  # over trials, dims
             m[f"naiad/coverage_min_dim_{name}"] = rows[f"cover_{name}"].mean(0).min()
             m[f"naiad/width_{name}"] = rows[f"width_{name}"].mean()
         m["naiad/width_ratio_ppipp_classical"] = m["naiad/width_ppipp"] / m["naiad/width_classical"]

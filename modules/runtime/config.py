@@ -37,7 +37,7 @@ from modules.runtime.safety import check_targets
 
 log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-INJECTED = {"task": ("seed",), "algorithm": ("task", "model")}   # passed by launch.py, not by YAML
+INJECTED = {"task": ("seed",), "algorithm": ("task", "model")}  # passed by launch.py, not by YAML
 
 
 class Accelerator(enum.Enum):
@@ -61,14 +61,14 @@ class TrainerConf:
     """The ``lightning.pytorch.Trainer`` arguments Atlas exposes (hardware/ sets the first five)."""
 
     accelerator: Accelerator = Accelerator.cpu
-    devices: Any = 1                       # int, list of ids, or "auto"
+    devices: Any = 1  # int, list of ids, or "auto"
     num_nodes: int = 1
     strategy: Strategy = Strategy.auto
     precision: str = "32-true"
     max_epochs: int = 1
     max_steps: int = -1
-    limit_train_batches: Any = None         # int = batches, float = fraction
-    limit_test_batches: Any = None          # int = instances, float = fraction
+    limit_train_batches: Any = None  # int = batches, float = fraction
+    limit_test_batches: Any = None  # int = instances, float = fraction
     log_every_n_steps: int = 10
     gradient_clip_val: float | None = None
     enable_progress_bar: bool = True
@@ -79,7 +79,7 @@ class TrainerConf:
 class HardwareConf:
     """Process-wide settings of the machine a run lands on (set by ``hardware/*.yaml``)."""
 
-    threads: int | None = None          # torch intra-op threads; null = torch's default (all cores)
+    threads: int | None = None  # torch intra-op threads; null = torch's default (all cores)
 
 
 @dataclass
@@ -87,8 +87,9 @@ class ClaimConf:
     id: str = MISSING
     statement: str = MISSING
     metric: str = MISSING
-    op: str = MISSING                      # one of <=, <, >=, >, ==
-    threshold: Any = MISSING               # a number, or the name of another metric
+    op: str = MISSING  # one of <=, <, >=, >, ==
+    threshold: Any = MISSING  # a number, or the name of another metric
+    paper: str | None = None  # the paper's own figure for this claim, where it gives one
 
 
 @dataclass
@@ -104,11 +105,26 @@ class AtlasConf:
     objective: str | None = None
     claims: list[ClaimConf] = field(default_factory=list)
     checkpoint_every_n_steps: int = 200
-    fresh: bool = False                    # rerun into an existing run dir: discard its checkpoint
+    fresh: bool = False  # rerun into an existing run dir: discard its checkpoint
+    reproduce_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # seeds `make reproduce` runs
+
+
+RECHOOSABLE = ("task", "model", "algorithm")
+
+
+def rechosen(overrides) -> set[str]:
+    """Which of task/model/algorithm the command line re-chose (over a preset's choices)."""
+    return {str(o).split("=")[0].lstrip("+~") for o in overrides} & set(RECHOOSABLE)
+
+
+def run_name(experiment_name: str, task: str, algorithm: str, overrides) -> str:
+    """A preset's runs are named by the preset; a custom pairing by its own choices (``task+algorithm``)."""
+    return f"{task}+{algorithm}" if rechosen(overrides) else experiment_name
 
 
 def register_schema() -> None:
     ConfigStore.instance().store(name="atlas_schema", node=AtlasConf)
+    OmegaConf.register_new_resolver("atlas_run_name", run_name, replace=True)
 
 
 class ConfigError(ValueError):
@@ -124,9 +140,11 @@ def locate(target: str) -> Any:
 def check_signature(node: DictConfig, key: str) -> None:
     """Validate ``node``'s keyword arguments against its ``_target_``'s annotated signature."""
     target = locate(node._target_)
-    params = inspect.signature(target, eval_str=True).parameters   # also under `from __future__ import annotations`
+    params = inspect.signature(
+        target, eval_str=True
+    ).parameters  # also under `from __future__ import annotations`
     skip = set(INJECTED.get(key, ())) | {"self"}
-    partial = bool(node.get("_partial_", False))     # the caller supplies the rest (e.g. layer sizes)
+    partial = bool(node.get("_partial_", False))  # the caller supplies the rest (e.g. layer sizes)
     fields, open_kwargs = {}, False
     for name, p in params.items():
         if p.kind is p.VAR_KEYWORD:
@@ -137,8 +155,12 @@ def check_signature(node: DictConfig, key: str) -> None:
             fields[name] = (annotation, ... if required else p.default)
     values = {k: v for k, v in OmegaConf.to_container(node, resolve=True).items() if not k.startswith("_")}
     model = pydantic.create_model(
-        f"{target.__name__}Args", __config__=pydantic.ConfigDict(
-            arbitrary_types_allowed=True, extra="allow" if open_kwargs else "forbid"), **fields)
+        f"{target.__name__}Args",
+        __config__=pydantic.ConfigDict(
+            arbitrary_types_allowed=True, extra="allow" if open_kwargs else "forbid"
+        ),
+        **fields,
+    )
     try:
         model.model_validate(values)
     except pydantic.ValidationError as err:
@@ -164,27 +186,41 @@ def offers_of(task_target: str) -> tuple[str, ...]:
 def check_compatibility(cfg: DictConfig, choices: dict[str, str]) -> None:
     algorithm = locate(cfg.algorithm._target_)
     if algorithm.needs not in offers_of(cfg.task._target_):
-        compatible = [name for name, c in group_options("task").items()
-                      if "_target_" in c and algorithm.needs in offers_of(c._target_)]
-        raise ConfigError(f"task={choices.get('task')} does not offer {algorithm.needs!r}, which "
-                          f"algorithm={choices.get('algorithm')} needs; compatible tasks: {', '.join(compatible)}")
+        compatible = [
+            name
+            for name, c in group_options("task").items()
+            if "_target_" in c and algorithm.needs in offers_of(c._target_)
+        ]
+        raise ConfigError(
+            f"task={choices.get('task')} does not offer {algorithm.needs!r}, which "
+            f"algorithm={choices.get('algorithm')} needs; compatible tasks: {', '.join(compatible)}"
+        )
     if choices.get("model") not in algorithm.models:
-        raise ConfigError(f"algorithm={choices.get('algorithm')} accepts model={'|'.join(algorithm.models)}, "
-                          f"not model={choices.get('model')}")
+        raise ConfigError(
+            f"algorithm={choices.get('algorithm')} accepts model={'|'.join(algorithm.models)}, "
+            f"not model={choices.get('model')}"
+        )
 
 
 def check_launch(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     launcher = str(hydra_cfg.launcher.get("_target_", ""))
-    if (hydra_cfg.mode == RunMode.MULTIRUN and cfg.trainer.strategy == Strategy.ddp
-            and launcher.endswith("BasicLauncher")):
-        raise ConfigError("multirun with trainer.strategy=ddp on the local launcher replays the whole sweep in "
-                          "every rank; use hardware=ddp_cpu (ddp_spawn) or trainer.strategy=ddp_spawn locally, "
-                          "or hardware=slurm on a cluster")
+    if (
+        hydra_cfg.mode == RunMode.MULTIRUN
+        and cfg.trainer.strategy == Strategy.ddp
+        and launcher.endswith("BasicLauncher")
+    ):
+        raise ConfigError(
+            "multirun with trainer.strategy=ddp on the local launcher replays the whole sweep in "
+            "every rank; use hardware=ddp_cpu (ddp_spawn) or trainer.strategy=ddp_spawn locally, "
+            "or hardware=slurm on a cluster"
+        )
 
 
 def check_values(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     """Top-level values the schema's types cannot express."""
-    submitting = "submitit" in str(hydra_cfg.launcher.get("_target_", "")) and "SLURM_JOB_ID" not in os.environ
+    submitting = (
+        "submitit" in str(hydra_cfg.launcher.get("_target_", "")) and "SLURM_JOB_ID" not in os.environ
+    )
     problems = []
     if cfg.seed < 0:
         problems.append(f"seed={cfg.seed}: seeds are non-negative integers")
@@ -194,12 +230,16 @@ def check_values(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
         problems.append(f"checkpoint_every_n_steps={cfg.checkpoint_every_n_steps}: must be >= 1")
     if cfg.hardware.threads is not None and cfg.hardware.threads < 1:
         problems.append(f"hardware.threads={cfg.hardware.threads}: must be >= 1 (or null)")
-    if cfg.trainer.accelerator in (Accelerator.gpu, Accelerator.cuda) and not submitting:   # GPUs are on the nodes
+    if (
+        cfg.trainer.accelerator in (Accelerator.gpu, Accelerator.cuda) and not submitting
+    ):  # GPUs are on the nodes
         import torch
 
         if not torch.cuda.is_available():
-            problems.append(f"trainer.accelerator={cfg.trainer.accelerator.value}: no CUDA GPU on this machine; "
-                            "use hardware=cpu (or hardware=ddp_cpu), or run on a GPU node (hardware=slurm)")
+            problems.append(
+                f"trainer.accelerator={cfg.trainer.accelerator.value}: no CUDA GPU on this machine; "
+                "use hardware=cpu (or hardware=ddp_cpu), or run on a GPU node (hardware=slurm)"
+            )
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
@@ -212,15 +252,23 @@ def check_claims(cfg: DictConfig) -> None:
 
 def drop_claims_if_rechosen(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     """A preset's claims and objective are about the task/model/algorithm it composes: re-choosing
-    one on the command line makes them inapplicable, so they are dropped (and the run says so)."""
-    rechosen = {o.split("=")[0].lstrip("+~") for o in hydra_cfg.overrides.task} & {"task", "model", "algorithm"}
-    explicit_objective = any(o.startswith("objective=") for o in hydra_cfg.overrides.task)
-    if rechosen and (cfg.claims or cfg.objective):
-        log.warning("claims and objective of experiment %s dropped: %s re-chosen on the command line",
-                    cfg.experiment_name, ", ".join(sorted(rechosen)))
-        cfg.claims = []
-        if not explicit_objective:
-            cfg.objective = None
+    one on the command line makes them inapplicable, so they are dropped (and the run says so), and
+    the run is named by its own choices."""
+    overrides = hydra_cfg.overrides.task
+    changed = rechosen(overrides)
+    if not changed:
+        return
+    choices = hydra_cfg.runtime.choices
+    if cfg.claims or cfg.objective:
+        log.warning(
+            "claims and objective of experiment %s dropped: %s re-chosen on the command line",
+            cfg.experiment_name,
+            ", ".join(sorted(changed)),
+        )
+    cfg.claims = []
+    if not any(str(o).startswith("objective=") for o in overrides):
+        cfg.objective = None
+    cfg.experiment_name = run_name(cfg.experiment_name, choices.task, choices.algorithm, overrides)
 
 
 def validate(cfg: DictConfig) -> None:

@@ -38,8 +38,10 @@ def targets(node: Any, path: str = "") -> list[tuple[str, str]]:
 def check_targets(node: Any, path: str = "") -> None:
     for where, target in targets(node, path):
         if not target.startswith(ALLOWED_TARGETS):
-            raise ValueError(f"{where}._target_={target!r} is not allowed; targets must start with one of "
-                             f"{', '.join(ALLOWED_TARGETS)}")
+            raise ValueError(
+                f"{where}._target_={target!r} is not allowed; targets must start with one of "
+                f"{', '.join(ALLOWED_TARGETS)}"
+            )
 
 
 def safe_instantiate(node: Any, **kwargs: Any) -> Any:

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Sequence
@@ -33,21 +34,40 @@ log = logging.getLogger(__name__)
 
 
 def build_logger(cfg: DictConfig, run_dir: Path) -> Logger | bool:
+    """The configured logger; a W&B run keeps its id in ``<run_dir>/wandb_id``, so a resumed run
+    (a rerun, a SLURM requeue) continues the same W&B run."""
     if not cfg.logger:
         return False
     try:
-        logger = safe_instantiate(cfg.logger, save_dir=str(run_dir))
-        if isinstance(logger, WandbLogger):      # start the run now, so a failure surfaces here
+        extra: dict[str, Any] = {}
+        id_file = run_dir / "wandb_id"
+        if cfg.logger._target_.endswith("WandbLogger"):
+            os.environ.setdefault("WANDB_SILENT", "true")  # W&B's banner and run summary, unless asked for
+            if id_file.exists():
+                extra = {"id": id_file.read_text().strip(), "resume": "allow"}
+        logger = safe_instantiate(cfg.logger, save_dir=str(run_dir), **extra)
+        if isinstance(logger, WandbLogger):  # start the run now, so a failure surfaces here
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            if trainer_rank() == 0:
+                id_file.write_text(logger.experiment.id)
         return logger
-    except Exception as err:                     # noqa: BLE001 -- any logger failure must not cost the run
-        log.warning("logger %s failed (%s); falling back to CSV in %s", cfg.logger.get("_target_"), err, run_dir)
+    except Exception as err:  # noqa: BLE001 -- any logger failure must not cost the run
+        log.warning(
+            "logger %s failed (%s); falling back to CSV in %s", cfg.logger.get("_target_"), err, run_dir
+        )
         return CSVLogger(save_dir=str(run_dir), name="csv")
 
 
 # keys that change how a run is shown or where it runs, never what it computes
-PRESENTATION_KEYS = ("logger", "trainer.enable_progress_bar", "trainer.log_every_n_steps", "hardware.threads",
-                     "objective", "fresh")
+PRESENTATION_KEYS = (
+    "logger",
+    "trainer.enable_progress_bar",
+    "trainer.log_every_n_steps",
+    "hardware.threads",
+    "objective",
+    "fresh",
+    "reproduce_seeds",
+)
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -70,14 +90,19 @@ def check_rerun(cfg: DictConfig, run_dir: Path) -> None:
         return
     saved = _flat(OmegaConf.to_container(OmegaConf.load(saved_path), resolve=True))
     now = _flat(OmegaConf.to_container(OmegaConf.create(OmegaConf.to_yaml(cfg, resolve=True))))
-    differ = sorted(k for k in saved.keys() | now.keys()
-                    if saved.get(k) != now.get(k) and not k.startswith(PRESENTATION_KEYS))
+    differ = sorted(
+        k
+        for k in saved.keys() | now.keys()
+        if saved.get(k) != now.get(k) and not k.startswith(PRESENTATION_KEYS)
+    )
     if differ:
         from modules.runtime.config import ConfigError
 
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in differ[:8])
-        raise ConfigError(f"{run_dir} holds a run of another config ({shown}{', …' if len(differ) > 8 else ''}); "
-                          "choose another hydra.run.dir, or add fresh=true to discard it and start over")
+        raise ConfigError(
+            f"{run_dir} holds a run of another config ({shown}{', …' if len(differ) > 8 else ''}); "
+            "choose another hydra.run.dir, or add fresh=true to discard it and start over"
+        )
 
 
 @rank_zero_only
@@ -85,6 +110,22 @@ def save_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
     """``<run_dir>/config.yaml``: the config exactly as the run saw it (Hydra keeps the unresolved one)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+
+
+def trainer_rank() -> int:
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
+
+
+def log_results(logger: Logger | bool, results: dict[str, Any]) -> None:
+    """The claims as a W&B table (claim, value, threshold, passed) beside the run's metrics."""
+    if isinstance(logger, WandbLogger):
+        columns = ["claim", "statement", "metric", "value", "op", "threshold", "passed", "paper"]
+        logger.log_table(
+            key="claims",
+            columns=columns,
+            data=[[c["id"], *(c[k] for k in columns[1:])] for c in results["claims"]],
+        )
+        logger.experiment.summary.update({f"claims/{c['id']}": c["passed"] for c in results["claims"]})
 
 
 def finish_logger(logger: Logger | bool) -> None:
@@ -121,8 +162,11 @@ class GracefulStop(Callback):
         if self.requested is not None:
             raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
-        log.warning("%s: finishing the current step, saving %s, then stopping (again to abort)",
-                    self.requested, self.path)
+        log.warning(
+            "%s: finishing the current step, saving %s, then stopping (again to abort)",
+            self.requested,
+            self.path,
+        )
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread():
@@ -131,8 +175,10 @@ class GracefulStop(Callback):
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         if self.requested is not None:
             trainer.save_checkpoint(self.path)
-            raise Interrupted(f"{self.requested} at step {trainer.global_step}; saved {self.path}: "
-                              "rerun the same command to resume")
+            raise Interrupted(
+                f"{self.requested} at step {trainer.global_step}; saved {self.path}: "
+                "rerun the same command to resume"
+            )
 
     def on_train_end(self, *args: Any) -> None:
         self.restore()
@@ -157,12 +203,14 @@ class SaveFinalState(Callback):
         trainer.save_checkpoint(self.path)
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, logger: Logger | bool,
-                  callbacks: Sequence[Callback] = ()) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, logger: Logger | bool, callbacks: Sequence[Callback] = ()
+) -> pl.Trainer:
     kwargs: dict[str, Any] = OmegaConf.to_container(cfg.trainer, resolve=True)
     kwargs["accelerator"] = cfg.trainer.accelerator.value
     kwargs["strategy"] = cfg.trainer.strategy.value
     ckpt_dir = run_dir / "checkpoints"
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no GPU/TPU/tips banner per run
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else []
     return pl.Trainer(
         **kwargs,
@@ -170,8 +218,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path, logger: Logger | bool,
         logger=logger,
         plugins=plugins,
         callbacks=[
-            ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=0,
-                            every_n_train_steps=cfg.checkpoint_every_n_steps),
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                save_last=True,
+                save_top_k=0,
+                every_n_train_steps=cfg.checkpoint_every_n_steps,
+            ),
             SaveFinalState(ckpt_dir / "last.ckpt"),
             GracefulStop(ckpt_dir / "last.ckpt"),
             *callbacks,
