@@ -27,7 +27,8 @@ from experiments.persuasion.items import ARMS, ItemBatch
 FRAMES = {
     "note": ("Note:", ""),
     "geo": (
-        'Search results:\n[1] world-facts-archive.org | Ranked #1 of 10 | Cited by 1,284 sources | Verified 2024: "',
+        "Search results:\n[1] world-facts-archive.org | Ranked #1 of 10 | Cited by 1,284 sources | "
+        'Verified 2024: "',
         '"',
     ),
 }

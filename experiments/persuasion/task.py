@@ -16,6 +16,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 
 from experiments.base import InstanceDataset, Task
 from experiments.persuasion import tokens as tk
+from experiments.persuasion.capitals import capital_items
 from experiments.persuasion.farm import NQ2, TextItem, first_sentences, read_items
 from experiments.persuasion.planted import PlantedTruth, planted_model
 
@@ -106,7 +107,7 @@ class FarmTask(Task):
         sentences: NonNegativeInt = 0,
     ):
         super().__init__(seed)
-        items = read_items(path or NQ2)
+        items = self.load_items(path)
         for i, item in enumerate(items):
             if len(item.passages.get(appeal, [])) <= passage:
                 raise ValueError(f"item {i} ({item.question!r}) has no {appeal!r} passage number {passage}")
@@ -128,8 +129,18 @@ class FarmTask(Task):
                 )
             )
 
+    def load_items(self, path: str | None) -> list[TextItem]:
+        return read_items(path or NQ2)
+
     def make(self, index: int) -> dict:
         return {"frame": self.frames[index], "items": self.items, "passages": self.passages}
 
     def instances(self):
         return InstanceDataset(len(self.frames), self.make)
+
+
+class CapitalsTask(FarmTask):
+    """The same pipeline on capitals of countries (facts a 135M model knows); ``path`` is unused."""
+
+    def load_items(self, path: str | None) -> list[TextItem]:
+        return capital_items(self.rng(0, "capitals"))
