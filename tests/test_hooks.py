@@ -137,3 +137,35 @@ def test_steering_edit_and_bias_and_gradients(tiny):
 def test_a_model_without_attention_hooks_is_refused():
     with pytest.raises(ValueError, match="no attention hooks"):
         HookedLM(torch.nn.Linear(2, 2))
+
+
+@torch.no_grad()
+def test_gemma3_architecture_is_hooked_too():
+    """Gemma 3 (sliding-window layers, q/k norms, 4 query heads on 1 KV head) through the same hooks."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    cfg = Gemma3TextConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=8,
+        sliding_window=4,
+        max_position_embeddings=64,
+    )
+    torch.manual_seed(0)
+    model = Gemma3ForCausalLM._from_config(
+        copy.deepcopy(cfg), attn_implementation="eager", dtype=torch.float32
+    )
+    reference = Gemma3ForCausalLM._from_config(
+        copy.deepcopy(cfg), attn_implementation="eager", dtype=torch.float32
+    )
+    reference.load_state_dict(model.state_dict())
+    model.eval(), reference.eval()
+    ids = torch.randint(0, 64, (2, 9), generator=torch.Generator().manual_seed(4))
+    hooked = HookedLM(model)
+    run = hooked.run(ids, capture=("z", "k"))
+    assert torch.allclose(run.logits, reference(ids).logits, atol=1e-5)
+    assert hooked.n_kv_heads == 1 and run.k[0].shape == (2, 1, 9, 8) and hooked.kv_group(3) == 0
