@@ -69,5 +69,14 @@ def capital_items(rng: np.random.Generator) -> list[TextItem]:
         target = int(rng.integers(1, 4))
         options = [capital, *others]
         passages = {a: [p.format(t=options[target], c=country)] for a, p in PASSAGES.items()}
-        items.append(TextItem(f"What is the capital of {country}?", options, 0, target, passages))
+        items.append(
+            TextItem(
+                f"What is the capital of {country}?",
+                options,
+                0,
+                target,
+                passages,
+                stem=f"The capital of {country} is",
+            )
+        )
     return items

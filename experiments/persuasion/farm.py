@@ -26,6 +26,7 @@ class TextItem:
     correct: int
     target: int
     passages: dict[str, list[str]]
+    stem: str = ""  # text after "Answer:" that the option completes (cloze), e.g. "The capital of X is"
 
 
 def _need(row: dict, keys: tuple[str, ...], where: str) -> None:

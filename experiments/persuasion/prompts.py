@@ -5,7 +5,7 @@ Prompt (cloze readout, context BEFORE the options as in the paper's Appendix A t
     <bos>{frame}{context}{padding}
     Question: {question}
     Options: {o1}, {o2}, {o3} or {o4}.
-    Answer:                                  -> first token of " {o_k}"
+    Answer: {stem}                           -> first token of " {o_k}"
 
 ``frame`` is ``Note:`` (the persuasion arrives in the user turn) or a search-results header with
 GEO-style ranking metadata, citation count and quotation marks (Aggarwal et al., 2024, Generative
@@ -94,7 +94,7 @@ def tokenize(
         for j, option in enumerate(item.options):
             option_pos.append(len(prefix) + width + len(suffix))
             suffix += ids(f" {option}") + ids("," if j < 2 else (" or" if j == 2 else "."))
-        suffix += ids("\nAnswer:")
+        suffix += ids("\nAnswer:" + (f" {item.stem}" if item.stem else ""))
         seqs = {arm: prefix + t + [fill] * (width - len(t)) + suffix for arm, (t, _) in ctx.items()}
         mention = (
             [False] * len(prefix) + ctx["pers"][1] + [False] * (width - len(ctx["pers"][1]) + len(suffix))

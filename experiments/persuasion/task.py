@@ -126,6 +126,7 @@ class FarmTask(Task):
                     int(np.flatnonzero(perm == item.correct)[0]),
                     int(np.flatnonzero(perm == item.target)[0]),
                     item.passages,
+                    item.stem,
                 )
             )
 
