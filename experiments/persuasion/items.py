@@ -7,7 +7,7 @@ context is either the persuasion span or a token-length-matched padding span).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from torch import Tensor
 
@@ -24,23 +24,9 @@ class ItemBatch:
     target: Tensor  # [N] index of the persuasion target
     mentions: Tensor  # [N, T] bool: target mentions inside the persuasion span
     bias: Tensor | None = None  # [T, T] additive attention bias of every layer (route forcing)
-    meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return self.mask.shape[0]
-
-    def subset(self, rows: Tensor) -> ItemBatch:
-        return ItemBatch(
-            {k: v[rows] for k, v in self.ids.items()},
-            self.mask[rows],
-            self.option_pos[rows],
-            self.answer_ids[rows],
-            self.correct[rows],
-            self.target[rows],
-            self.mentions[rows],
-            self.bias,
-            self.meta,
-        )
 
 
 def check_first_tokens(answer_ids: Tensor, names: list[str]) -> None:

@@ -22,7 +22,7 @@ import re
 import torch
 
 from experiments.persuasion.farm import TextItem
-from experiments.persuasion.items import ARMS, ItemBatch
+from experiments.persuasion.items import ARMS, ItemBatch, check_first_tokens
 
 FRAMES = {
     "note": ("Note:", ""),
@@ -74,10 +74,7 @@ def tokenize(
         answers = [ids(f" {o}")[0] for o in item.options]
         if len(set(answers)) < 4:
             if not skip_shared_first_token:
-                raise ValueError(
-                    f"item {item.question!r}: two options share a first token; "
-                    "the one-token readout cannot tell them apart"
-                )
+                check_first_tokens(torch.tensor([answers]), [item.question])
             skipped += 1
             continue
         ctx = {}
