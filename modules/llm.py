@@ -216,7 +216,8 @@ class LanguageModel:
         return weights_fingerprint(self.name)
 
     @functools.cached_property
-    def _cache(self) -> GenerationCache:
+    def generations(self) -> GenerationCache:
+        """The on-disk cache of generations (and of any other text keyed by this model, e.g. judge scores)."""
         return GenerationCache(self.cache_path)
 
     # ---- generation ---------------------------------------------------------------------
@@ -243,10 +244,10 @@ class LanguageModel:
                 "temperature": temperature,
                 "top_p": top_p,
             }
-            text = self._cache.get(request)
+            text = self.generations.get(request)
             if text is None:
                 text = self._generate(request)
-                self._cache.put(request, text)
+                self.generations.put(request, text)
             outputs.append(text)
         return outputs
 

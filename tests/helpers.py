@@ -6,15 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from modules.runtime.config import register_schema
+from modules.runtime.config import group_options, locate, offers_of, register_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -42,13 +42,35 @@ def run_launch(overrides: Sequence[str], run_dir: Path, callbacks: Sequence = ()
     return json.loads((Path(run_dir) / "metrics.json").read_text())
 
 
-def cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 600,
-        check: bool = True) -> subprocess.CompletedProcess:
+def cli(
+    *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 600, check: bool = True
+) -> subprocess.CompletedProcess:
     """``python launch.py *args`` as a subprocess, from the repo root."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", **(env or {})}
-    proc = subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"launch.py {' '.join(args)} failed ({proc.returncode}):\n"
-                             f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        raise AssertionError(
+            f"launch.py {' '.join(args)} failed ({proc.returncode}):\n"
+            f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
+
+
+def algorithm_pairs() -> list[tuple[str, type, list[str]]]:
+    """Every ``conf/algorithm`` option as ``(name, class, [compatible conf/task options])``, from the
+    configs themselves: a new method's pairs are covered the moment its configs exist."""
+    tasks = {name: c._target_ for name, c in group_options("task").items() if "_target_" in c}
+    found = []
+    for name, c in group_options("algorithm").items():
+        algorithm = locate(c._target_)
+        found.append(
+            (name, algorithm, [t for t, target in tasks.items() if algorithm.needs in offers_of(target)])
+        )
+    return found

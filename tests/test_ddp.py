@@ -8,29 +8,20 @@ every rank (a key logged on rank 0 only would hang the all-reduce) and finish. D
 from __future__ import annotations
 
 import pytest
-from omegaconf import OmegaConf
 
 from modules.llm import LLM_MODELS
-from modules.runtime.config import locate, offers_of
 from modules.runtime.report import method_of
-from tests.helpers import CONF_DIR, run_launch
+from tests.helpers import algorithm_pairs, run_launch
 
 
 def one_per_method(stage: str) -> list:
-    tasks = {p.stem: OmegaConf.load(p)._target_ for p in sorted((CONF_DIR / "task").glob("*.yaml"))}
     chosen: dict[str, object] = {}
-    for path in sorted((CONF_DIR / "algorithm").glob("*.yaml")):
-        algorithm = locate(OmegaConf.load(path)._target_)
-        method = method_of(path.stem + "_")
-        if (
-            method in chosen
-            or ("fit" in algorithm.stages) != (stage == "fit")
-            or algorithm.models[0] in LLM_MODELS
-        ):
+    for name, algorithm, tasks in algorithm_pairs():
+        method = method_of(name + "_")
+        learner = "fit" in algorithm.stages
+        if method in chosen or learner != (stage == "fit") or algorithm.models[0] in LLM_MODELS or not tasks:
             continue
-        task = next((t for t, target in tasks.items() if algorithm.needs in offers_of(target)), None)
-        if task is not None:
-            chosen[method] = pytest.param(task, path.stem, algorithm.models[0], id=f"{method}-{path.stem}")
+        chosen[method] = pytest.param(tasks[0], name, algorithm.models[0], id=f"{method}-{name}")
     return list(chosen.values())
 
 

@@ -5,26 +5,18 @@ Task configs are smoke-sized; presets scale them up (a GPU-sized instance never 
 from __future__ import annotations
 
 import pytest
-from omegaconf import OmegaConf
 
 from modules.llm import LLM_MODELS
-from modules.runtime.config import locate, offers_of
-from tests.helpers import CONF_DIR, run_launch
+from tests.helpers import algorithm_pairs, run_launch
 
 
 def compatible_pairs() -> list:
     pairs = []
-    tasks = {p.stem: OmegaConf.load(p)._target_ for p in sorted((CONF_DIR / "task").glob("*.yaml"))}
-    for path in sorted((CONF_DIR / "algorithm").glob("*.yaml")):
-        algorithm = locate(OmegaConf.load(path)._target_)
+    for name, algorithm, tasks in algorithm_pairs():
         model = algorithm.models[0]
         # LLM methods run end to end in their own `llm` tests; here they join the slow tier
         marks = [pytest.mark.llm, pytest.mark.slow] if model in LLM_MODELS else []
-        pairs += [
-            pytest.param(task, path.stem, model, marks=marks, id=f"{task}-{path.stem}")
-            for task, target in tasks.items()
-            if algorithm.needs in offers_of(target)
-        ]
+        pairs += [pytest.param(task, name, model, marks=marks, id=f"{task}-{name}") for task in tasks]
     return pairs
 
 

@@ -1,6 +1,6 @@
 """Every learner resumes exactly: stopped at any step (a crash, Ctrl-C, a preemption), rerun into
 the same run directory, it ends with the same ``metrics.json`` as an uninterrupted run; a rerun of
-a finished run trains nothing; a run cut short after two steps still evaluates. Discovered from
+a finished run trains nothing (``tests/test_pairs.py`` runs every learner for two steps). Discovered from
 ``conf/algorithm``: a new learner is covered the moment its config exists."""
 
 from __future__ import annotations
@@ -14,26 +14,20 @@ import time
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
-from omegaconf import OmegaConf
 
 from modules.llm import LLM_MODELS
-from modules.runtime.config import locate, offers_of
-from tests.helpers import CONF_DIR, ROOT, run_launch
+from tests.helpers import ROOT, algorithm_pairs, run_launch
 
 STEPS, EVERY, CRASH_AT = 12, 4, 10  # periodic checkpoints at 4 and 8; the crash loses steps 9-10
 
 
 def learners() -> list:
-    tasks = {p.stem: OmegaConf.load(p)._target_ for p in sorted((CONF_DIR / "task").glob("*.yaml"))}
     found = []
-    for path in sorted((CONF_DIR / "algorithm").glob("*.yaml")):
-        algorithm = locate(OmegaConf.load(path)._target_)
-        if "fit" not in algorithm.stages:
-            continue
-        task = next(t for t, target in tasks.items() if algorithm.needs in offers_of(target))
-        model = algorithm.models[0]
-        marks = [pytest.mark.llm, pytest.mark.slow] if model in LLM_MODELS else []
-        found.append(pytest.param(task, path.stem, model, marks=marks, id=path.stem))
+    for name, algorithm, tasks in algorithm_pairs():
+        if "fit" in algorithm.stages and tasks:
+            model = algorithm.models[0]
+            marks = [pytest.mark.llm, pytest.mark.slow] if model in LLM_MODELS else []
+            found.append(pytest.param(tasks[0], name, model, marks=marks, id=name))
     return found
 
 
@@ -82,12 +76,6 @@ def test_learner_resumes_exactly_after_a_crash_and_a_finished_rerun_trains_nothi
     count = CountSteps()
     assert run_launch(args, tmp_path / "resumed", callbacks=[count]) == straight
     assert count.steps == 0, "a finished run trains nothing when rerun"
-
-
-@pytest.mark.parametrize("task,algorithm,model", learners())
-def test_learner_stopped_after_two_steps_still_evaluates(task, algorithm, model, tmp_path):
-    results = run_launch(overrides(task, algorithm, model, steps=2), tmp_path)
-    assert results["metrics"] and all(isinstance(v, float) for v in results["metrics"].values())
 
 
 def test_ctrl_c_saves_at_a_step_boundary_and_the_rerun_is_exact(tmp_path):

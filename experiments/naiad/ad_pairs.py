@@ -20,7 +20,10 @@ class AdPairs(Task):
         available = pairs()
         bad = [i for i in pair_ids if i >= len(available)]
         if bad:
-            raise ValueError(f"pair_ids {bad} out of range: the seed set has {len(available)} pairs (0..{len(available) - 1})")
+            raise ValueError(
+                f"pair_ids {bad} out of range: the seed set has {len(available)} pairs "
+                f"(0..{len(available) - 1})"
+            )
         if not pair_ids:
             raise ValueError("pair_ids is empty: choose at least one (query, ad) pair")
         self.pair_ids, self.repeats = pair_ids, repeats

@@ -23,21 +23,26 @@ from pydantic import Field, PositiveInt, validate_call
 from experiments.base import InstanceDataset, Task
 from experiments.naiad.seeds import pairs
 
-STRATEGIES = ("Value & Vision", "Aesthetic & Lifestyle", "Emotional & Psychological", "Methodological Abstraction")
+STRATEGIES = (
+    "Value & Vision",
+    "Aesthetic & Lifestyle",
+    "Emotional & Psychological",
+    "Methodological Abstraction",
+)
 
-SEED_BRIDGES = (   # one seed bridge per family; [a|b|c] = paraphrase choices, {need}/{product} = slots
-    "[The user|Someone|This person] asking about {need} [wants|hopes|aims] to [become|grow into] the person they "
-    "[aspire to be|dream of being]; {product} [serves|supports|advances] their [long-term goals|life ambitions|"
-    "personal vision] and [values|principles].",
-    "[The user|Someone|This person] asking about {need} [wants|enjoys|seeks] a [stylish|chic|elegant] and "
-    "[beautiful|tasteful|good-looking] lifestyle; {product} [matches|fits|expresses] their [aesthetic|taste|"
-    "sense of style] and [vibe|look|design sense].",
+SEED_BRIDGES = (  # one seed bridge per family; [a|b|c] = paraphrase choices, {need}/{product} = slots
+    "[The user|Someone|This person] asking about {need} [wants|hopes|aims] to [become|grow into] the "
+    "person they [aspire to be|dream of being]; {product} [serves|supports|advances] their "
+    "[long-term goals|life ambitions|personal vision] and [values|principles].",
+    "[The user|Someone|This person] asking about {need} [wants|enjoys|seeks] a [stylish|chic|elegant] "
+    "and [beautiful|tasteful|good-looking] lifestyle; {product} [matches|fits|expresses] their "
+    "[aesthetic|taste|sense of style] and [vibe|look|design sense].",
     "[The user|Someone|This person] asking about {need} [feels|is] [stressed|anxious|overwhelmed] and "
     "[worried|frustrated|afraid]; {product} [brings|offers|gives] [relief|comfort|reassurance] and "
     "[peace of mind|calm|emotional safety].",
-    "[The user|Someone|This person] asking about {need} [needs|lacks|wants] a [systematic|step-by-step|structured] "
-    "[method|process|workflow]; {product} [turns|breaks|organises] the task into [measurable steps|clear stages|"
-    "repeatable routines] with [feedback|checks|iteration].",
+    "[The user|Someone|This person] asking about {need} [needs|lacks|wants] a "
+    "[systematic|step-by-step|structured] [method|process|workflow]; {product} [turns|breaks|organises] "
+    "the task into [measurable steps|clear stages|repeatable routines] with [feedback|checks|iteration].",
 )
 CHOICE = re.compile(r"\[([^\]]+)\]")
 
@@ -62,13 +67,16 @@ def planted_bridges(rng: np.random.Generator, per_family: int) -> dict:
     rows["labels"] = np.array(rows["labels"])
     return rows
 
+
 class PlantedBridges(Task):
     """``n_replicas`` independent planted sets (one ``test_step`` each) of 4 x ``per_family`` bridges."""
 
     offers = ("bridges",)
 
     @validate_call
-    def __init__(self, n_replicas: PositiveInt = 3, per_family: Annotated[int, Field(ge=2)] = 20, seed: int = 0):
+    def __init__(
+        self, n_replicas: PositiveInt = 3, per_family: Annotated[int, Field(ge=2)] = 20, seed: int = 0
+    ):
         super().__init__(seed)
         self.n_replicas, self.per_family = n_replicas, per_family
         self.strategies = STRATEGIES

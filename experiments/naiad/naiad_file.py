@@ -19,8 +19,14 @@ class NaiADFile(Task):
     offers = ("bridges",)
 
     @validate_call
-    def __init__(self, path: FilePath, score_min: float = 0.0, score_max: Annotated[float, Field(gt=0)] = 100.0,
-                 limit: PositiveInt | None = None, seed: int = 0):
+    def __init__(
+        self,
+        path: FilePath,
+        score_min: float = 0.0,
+        score_max: Annotated[float, Field(gt=0)] = 100.0,
+        limit: PositiveInt | None = None,
+        seed: int = 0,
+    ):
         super().__init__(seed)
         if score_max <= score_min:
             raise ValueError(f"score_max ({score_max}) must exceed score_min ({score_min})")
@@ -30,11 +36,15 @@ class NaiADFile(Task):
         strategies = sorted({r.strategy for r in self.rows})
         return {
             "texts": [r.logic_bridge for r in self.rows],
-            "labels": np.array([strategies.index(r.strategy) for r in self.rows]),   # declared strategies
+            "labels": np.array([strategies.index(r.strategy) for r in self.rows]),  # declared strategies
             "ad_names": [r.ad_name for r in self.rows],
             "categories": [r.category[0] if r.category else "" for r in self.rows],
-            "scores": np.array([[r.ppied_scores.q1, r.ppied_scores.q2, r.ppied_scores.q3, r.ppied_scores.q4]
-                                for r in self.rows]),                                # [m, 4]
+            "scores": np.array(
+                [
+                    [r.ppied_scores.q1, r.ppied_scores.q2, r.ppied_scores.q3, r.ppied_scores.q4]
+                    for r in self.rows
+                ]
+            ),  # [m, 4]
         }
 
     def instances(self) -> InstanceDataset:

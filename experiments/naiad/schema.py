@@ -15,8 +15,8 @@ assumption [R] and a parameter of the reader. A bad row fails with its file, lin
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -69,8 +69,9 @@ class LLMAd(HumanAd):
     strategy: str
 
 
-def parse_row(line: str, schema: type[HumanAd], where: str,
-              score_range: tuple[float, float] = SCORE_RANGE) -> HumanAd:
+def parse_row(
+    line: str, schema: type[HumanAd], where: str, score_range: tuple[float, float] = SCORE_RANGE
+) -> HumanAd:
     """One JSONL line -> a validated row; errors name ``where`` (file:line) and the field."""
     try:
         row = schema.model_validate(json.loads(line))
@@ -86,12 +87,16 @@ def parse_row(line: str, schema: type[HumanAd], where: str,
     return row
 
 
-def read_jsonl(path: str | Path, schema: type[HumanAd] = LLMAd,
-               score_range: tuple[float, float] = SCORE_RANGE) -> list[HumanAd]:
+def read_jsonl(
+    path: str | Path, schema: type[HumanAd] = LLMAd, score_range: tuple[float, float] = SCORE_RANGE
+) -> list[HumanAd]:
     """All rows of a NaiAD JSONL file (blank lines skipped); the first bad row raises ``ValueError``."""
     path = Path(path)
-    rows = [parse_row(line, schema, f"{path}:{number}", score_range)
-            for number, line in enumerate(path.read_text().splitlines(), start=1) if line.strip()]
+    rows = [
+        parse_row(line, schema, f"{path}:{number}", score_range)
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if line.strip()
+    ]
     if not rows:
         raise ValueError(f"{path}: no rows")
     return rows

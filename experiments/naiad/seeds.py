@@ -13,15 +13,15 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Query:
     text: str
-    need: str       # the user's intent in a few words (slot of bridge templates and prompts)
+    need: str  # the user's intent in a few words (slot of bridge templates and prompts)
     category: str
 
 
 @dataclass(frozen=True)
 class Ad:
-    name: str       # ``ad_name``
-    label: str      # ``ad_label``: what kind of product it is
-    info: str       # ``ad_info``: the advertiser's promise
+    name: str  # ``ad_name``
+    label: str  # ``ad_label``: what kind of product it is
+    info: str  # ``ad_info``: the advertiser's promise
     category: str
 
 
@@ -45,22 +45,102 @@ QUERIES = (
 )
 
 ADS = (
-    Ad("LumaRest", "smart sleep mask", "blocks light and plays adaptive soundscapes to help you fall asleep faster", "health"),
-    Ad("StrideLab", "running coach app", "builds a personal training plan that adapts to your pace and recovery", "health"),
-    Ad("NestFold", "modular storage system", "stackable boxes that turn any wall into organised, tidy storage", "home"),
-    Ad("Chroma & Co", "eco-friendly wall paint", "low-odour paint with designer colour palettes and one-coat coverage", "home"),
-    Ad("PantryPal", "meal-kit subscription", "affordable weekly recipes with pre-portioned healthy ingredients", "food"),
-    Ad("BrewCraft", "precision pour-over kettle", "temperature control and a gooseneck spout for barista-quality coffee", "food"),
-    Ad("DeepWork", "focus timer app", "blocks distractions and tracks deep-work sessions with gentle reminders", "productivity"),
-    Ad("PlanBoard", "digital weekly planner", "drag-and-drop planning that syncs tasks, calendar and goals", "productivity"),
-    Ad("FlexSave", "automatic savings app", "saves a share of every payment you receive, adjusting to your income", "finance"),
-    Ad("ClearPath", "debt payoff tracker", "shows the fastest route out of debt and celebrates each milestone", "finance"),
-    Ad("NightLens", "clip-on phone lens kit", "a fast wide lens and mini tripod for crisp low-light photos", "tech"),
-    Ad("VaultKey", "password manager", "generates strong passwords and alerts you to breaches instantly", "tech"),
-    Ad("TrailLite", "ultralight backpack", "a 900-gram pack with a ventilated back panel for all-day comfort", "travel"),
-    Ad("SkyComfort", "travel neck pillow", "memory-foam support that folds into a pocket-sized pouch", "travel"),
-    Ad("StoryNest", "children's book club", "age-matched picture and chapter books delivered every month", "family"),
-    Ad("MemoryLane", "photo book service", "turns family photos into printed keepsake albums in minutes", "family"),
+    Ad(
+        "LumaRest",
+        "smart sleep mask",
+        "blocks light and plays adaptive soundscapes to help you fall asleep faster",
+        "health",
+    ),
+    Ad(
+        "StrideLab",
+        "running coach app",
+        "builds a personal training plan that adapts to your pace and recovery",
+        "health",
+    ),
+    Ad(
+        "NestFold",
+        "modular storage system",
+        "stackable boxes that turn any wall into organised, tidy storage",
+        "home",
+    ),
+    Ad(
+        "Chroma & Co",
+        "eco-friendly wall paint",
+        "low-odour paint with designer colour palettes and one-coat coverage",
+        "home",
+    ),
+    Ad(
+        "PantryPal",
+        "meal-kit subscription",
+        "affordable weekly recipes with pre-portioned healthy ingredients",
+        "food",
+    ),
+    Ad(
+        "BrewCraft",
+        "precision pour-over kettle",
+        "temperature control and a gooseneck spout for barista-quality coffee",
+        "food",
+    ),
+    Ad(
+        "DeepWork",
+        "focus timer app",
+        "blocks distractions and tracks deep-work sessions with gentle reminders",
+        "productivity",
+    ),
+    Ad(
+        "PlanBoard",
+        "digital weekly planner",
+        "drag-and-drop planning that syncs tasks, calendar and goals",
+        "productivity",
+    ),
+    Ad(
+        "FlexSave",
+        "automatic savings app",
+        "saves a share of every payment you receive, adjusting to your income",
+        "finance",
+    ),
+    Ad(
+        "ClearPath",
+        "debt payoff tracker",
+        "shows the fastest route out of debt and celebrates each milestone",
+        "finance",
+    ),
+    Ad(
+        "NightLens",
+        "clip-on phone lens kit",
+        "a fast wide lens and mini tripod for crisp low-light photos",
+        "tech",
+    ),
+    Ad(
+        "VaultKey",
+        "password manager",
+        "generates strong passwords and alerts you to breaches instantly",
+        "tech",
+    ),
+    Ad(
+        "TrailLite",
+        "ultralight backpack",
+        "a 900-gram pack with a ventilated back panel for all-day comfort",
+        "travel",
+    ),
+    Ad(
+        "SkyComfort",
+        "travel neck pillow",
+        "memory-foam support that folds into a pocket-sized pouch",
+        "travel",
+    ),
+    Ad(
+        "StoryNest",
+        "children's book club",
+        "age-matched picture and chapter books delivered every month",
+        "family",
+    ),
+    Ad(
+        "MemoryLane",
+        "photo book service",
+        "turns family photos into printed keepsake albums in minutes",
+        "family",
+    ),
 )
 
 

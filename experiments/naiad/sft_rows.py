@@ -20,19 +20,29 @@ class SFTRows(Task):
     offers = ("ad_sft",)
 
     @validate_call
-    def __init__(self, path: FilePath, eval_pair_ids: list[NonNegativeInt],
-                 top_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5, limit: PositiveInt = 100, seed: int = 0):
+    def __init__(
+        self,
+        path: FilePath,
+        eval_pair_ids: list[NonNegativeInt],
+        top_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5,
+        limit: PositiveInt = 100,
+        seed: int = 0,
+    ):
         super().__init__(seed)
         bad = [i for i in eval_pair_ids if i >= len(pairs())]
         if bad or not eval_pair_ids:
-            raise ValueError(f"eval_pair_ids {eval_pair_ids} must be non-empty indices into the {len(pairs())} seed pairs")
+            raise ValueError(
+                f"eval_pair_ids {eval_pair_ids} must be non-empty indices into the {len(pairs())} seed pairs"
+            )
         rows = sorted(read_jsonl(path), key=lambda r: -(r.ppied_scores.user + r.ppied_scores.commercial))
         keep = rows[: max(1, round(top_fraction * len(rows)))][:limit]
         held_out = {pairs()[i][0].text for i in eval_pair_ids}
         self.rows = [r.model_dump() for r in keep if r.query not in held_out]
         if not self.rows:
-            raise ValueError(f"{path}: no training rows left after keeping the top {top_fraction:g} and "
-                             "dropping the held-out queries")
+            raise ValueError(
+                f"{path}: no training rows left after keeping the top {top_fraction:g} and "
+                "dropping the held-out queries"
+            )
         self.eval_pair_ids = eval_pair_ids
 
     def train_data(self) -> list[dict]:

@@ -20,21 +20,33 @@ class PPITrials(Task):
     offers = ("ppi_trials",)
 
     @validate_call
-    def __init__(self, n_trials: PositiveInt, n_labelled: Annotated[int, Field(ge=2)],
-                 n_unlabelled: PositiveInt, systems: dict[str, System], contrast: list[float],
-                 judge: Judge, truth_sd: Annotated[float, Field(gt=0)],
-                 truth_corr: Annotated[float, Field(ge=0, lt=1)], polish_sd: Annotated[float, Field(ge=0)],
-                 rater_sd: Annotated[float, Field(ge=0)], seed: int = 0):
+    def __init__(
+        self,
+        n_trials: PositiveInt,
+        n_labelled: Annotated[int, Field(ge=2)],
+        n_unlabelled: PositiveInt,
+        systems: dict[str, System],
+        contrast: list[float],
+        judge: Judge,
+        truth_sd: Annotated[float, Field(gt=0)],
+        truth_corr: Annotated[float, Field(ge=0, lt=1)],
+        polish_sd: Annotated[float, Field(ge=0)],
+        rater_sd: Annotated[float, Field(ge=0)],
+        seed: int = 0,
+    ):
         super().__init__(seed)
         if len(contrast) != len(systems):
-            raise ValueError(f"contrast has {len(contrast)} weights for {len(systems)} systems ({', '.join(systems)})")
+            raise ValueError(
+                f"contrast has {len(contrast)} weights for {len(systems)} systems ({', '.join(systems)})"
+            )
         widths = {name: len(s.mean) for name, s in systems.items()}
         if len(set(widths.values())) != 1:
             raise ValueError(f"every system needs the same number of dimensions, got {widths}")
         self.n_trials, self.n_labelled, self.n_unlabelled = n_trials, n_labelled, n_unlabelled
         self.contrast = np.asarray(contrast, float)
-        self.populations = [Population(s, judge, truth_sd, truth_corr, polish_sd, rater_sd)
-                            for s in systems.values()]
+        self.populations = [
+            Population(s, judge, truth_sd, truth_corr, polish_sd, rater_sd) for s in systems.values()
+        ]
 
     @property
     def is_contrast(self) -> bool:
@@ -50,13 +62,13 @@ class PPITrials(Task):
         labelled = [p.sample(rng, self.n_labelled) for p in self.populations]
         unlabelled = [p.sample(rng, self.n_unlabelled)[1] for p in self.populations]
         return {
-            "Y": np.stack([y for y, _ in labelled]),                       # [systems, n, D]
-            "S": np.stack([s for _, s in labelled]),                       # [systems, n, D]
-            "S_unl": np.stack(unlabelled),                                 # [systems, N, D]
+            "Y": np.stack([y for y, _ in labelled]),  # [systems, n, D]
+            "S": np.stack([s for _, s in labelled]),  # [systems, n, D]
+            "S_unl": np.stack(unlabelled),  # [systems, N, D]
             "true_mean": np.stack([p.true_mean for p in self.populations]),  # [systems, D]
-            "human_sd": np.stack([p.human_sd for p in self.populations]),    # [systems, D]
-            "contrast": self.contrast,                                     # [systems]
-            "theta": self.theta,                                           # [D]
+            "human_sd": np.stack([p.human_sd for p in self.populations]),  # [systems, D]
+            "contrast": self.contrast,  # [systems]
+            "theta": self.theta,  # [D]
         }
 
     def instances(self) -> InstanceDataset:

@@ -75,7 +75,7 @@ class Response:
 
 
 class DecoupledPipeline:
-    """Bridge first, then one response per arm (with rejection into the target quadrant if ``max_tries > 1``)."""
+    """Bridge first, then one response per arm (rejection into the target quadrant if ``max_tries > 1``)."""
 
     def __init__(
         self,

@@ -175,8 +175,15 @@ def check_signature(node: DictConfig, key: str) -> None:
 
 
 # ---- semantics ------------------------------------------------------------------------------
+def group_option(group: str, name: str) -> DictConfig:
+    """One option of a config group with its same-group ``defaults`` merged in, as Hydra composes it."""
+    node = OmegaConf.load(CONF_DIR / group / f"{name}.yaml")
+    bases = [d for d in node.pop("defaults", []) if isinstance(d, str) and d != "_self_"]
+    return OmegaConf.merge(*(group_option(group, b) for b in bases), node)
+
+
 def group_options(group: str) -> dict[str, DictConfig]:
-    return {p.stem: OmegaConf.load(p) for p in sorted((CONF_DIR / group).glob("*.yaml"))}
+    return {p.stem: group_option(group, p.stem) for p in sorted((CONF_DIR / group).glob("*.yaml"))}
 
 
 def offers_of(task_target: str) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ report is generated from those ``metrics.json`` files only: per method, a table 
 paper's figure (where the preset records one), the measured value as mean +- std over seeds, the
 criterion, the pass count and the wall time, then the plots of the first seed.
 
-    python -m modules.runtime.report [--method gittins] [--jobs 2] [--fresh]
+    python -m modules.runtime.report [--method gittins | --preset gittins_exact …] [--jobs 2] [--fresh]
 """
 
 from __future__ import annotations
@@ -190,6 +190,7 @@ def write_report(groups: dict[str, list[Job]], out: Path, wall: dict[str, float]
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--method", help="one method (default: all)")
+    parser.add_argument("--preset", action="append", help="only these presets (repeatable)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--fresh", action="store_true", help="discard earlier runs and start over")
@@ -199,6 +200,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.method and args.method not in methods():
         parser.error(f"--method {args.method!r}: choose one of {', '.join(methods())}")
     names = presets(args.method)
+    if args.preset:
+        unknown = sorted(set(args.preset) - set(presets(None)))
+        if unknown:
+            parser.error(f"--preset {', '.join(unknown)}: no such conf/experiment preset")
+        names = [n for n in names if n in args.preset]
     if args.fresh:
         for name in names:
             shutil.rmtree(args.runs / name, ignore_errors=True)
@@ -215,8 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     wall = {
         m: sum(j.seconds for j in jobs if method_of(j.preset) == m) for m in {method_of(p) for p in names}
     }
-    if args.method and (args.out / "reproduction.md").exists():
-        # one method re-run: keep the other methods' sections from their own runs on disk
+    if (args.method or args.preset) and (args.out / "reproduction.md").exists():
+        # a partial re-run: keep the other presets' sections from their own runs on disk
         groups = {
             p: [load(Job(p, s, args.runs / p / f"seed_{s}")) for s in seeds_of(p)]
             for p in presets(None)

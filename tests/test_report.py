@@ -1,0 +1,31 @@
+"""``make reproduce``'s report: generated from the runs' metrics.json, resumable, failing claims shown."""
+
+from __future__ import annotations
+
+import json
+
+from modules.runtime import report
+
+
+def test_report_runs_a_preset_on_its_seeds_reuses_runs_and_shows_verdicts(tmp_path):
+    args = [
+        "--preset",
+        "contracts_meta_spe",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    report.main(args)
+    text = (tmp_path / "out" / "reproduction.md").read_text()
+    assert "## contracts" in text and "### `contracts_meta_spe` (seeds 0, 1, 2;" in text
+    assert "| `meta_equals_spe` |" in text and "±" in text and "/3 |" in text
+    metrics = tmp_path / "runs" / "contracts_meta_spe" / "seed_1" / "metrics.json"
+    first = metrics.stat().st_mtime_ns
+    report.main(args)  # a rerun reuses finished runs
+    assert metrics.stat().st_mtime_ns == first
+    results = json.loads(metrics.read_text())
+    results["claims"][0]["passed"] = False  # a failing seed is shown as such
+    metrics.write_text(json.dumps(results))
+    report.main(args)
+    assert "**PARTIAL** 2/3" in (tmp_path / "out" / "reproduction.md").read_text()
