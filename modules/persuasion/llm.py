@@ -66,5 +66,5 @@ class LLMCircuitAnalysis(CircuitAnalysis):
             )
         if len(frames) == 2:
             a, b = ({tuple(h) for h in t.astype(int).tolist() if h[0] >= 0} for t in top)
-            out[f"persuasion/top{TOP}_overlap"] = float(len(a & b))
+            out[f"persuasion/top{TOP}_overlap"] = float(len(a & b)) if a and b else float("nan")
         return out
