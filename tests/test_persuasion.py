@@ -127,3 +127,16 @@ def test_tiny_transformer_claims(tmp_path):
     results = run_launch(["experiment=persuasion_tiny", *QUIET], tmp_path)
     failed = [c for c in results["claims"] if not c["passed"]]
     assert not failed, failed
+
+
+def test_attribution_ranking_runs_under_inference_mode():
+    """Lightning tests under torch.inference_mode: attribution patching must still get gradients."""
+    from experiments.persuasion.planted import planted_model
+    from modules.hooks import HookedLM
+    from modules.persuasion.analysis import Analysis
+
+    items = tk.batch(tk.TokenTaskSpec(seed=0, readout="value"), np.random.default_rng(0), 12)
+    cfg = AnalysisConfig(candidates=4, upstream_candidates=2, upstream_k=2, folds=3)
+    with torch.inference_mode():
+        m = Analysis(HookedLM(planted_model(0)), items, cfg).run().metrics
+    assert m["too_few"] == 0 and (m["decision_layer"], m["decision_head"]) == (2, 0)

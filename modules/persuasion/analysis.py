@@ -28,6 +28,7 @@ centring/ridge, the upstream selection rule (``upstream_k`` or ``upstream_thresh
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
@@ -100,6 +101,13 @@ METRICS = (
     "upstream_ablation_block",
     "upstream_mention_attention",
 )
+
+
+@contextlib.contextmanager
+def grad_mode():
+    """Gradients inside Lightning's test loop (which runs under ``torch.inference_mode``)."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
 
 
 class TooFew(Exception):
@@ -271,20 +279,26 @@ class Analysis:
         for start in range(0, len(rows), self.cfg.batch_size):
             chunk = torch.arange(start, min(start + self.cfg.batch_size, len(rows)))
             r = rows[chunk]
-            with torch.enable_grad():
-                run = h.run(
-                    self.items.ids["pers"][r],
-                    self.items.mask[r],
-                    capture=("z",),
-                    attention_bias=self.items.bias,
-                    logits_to_keep=1,
-                )
-                metric = self.probs(run.logits, r).gather(1, self.items.correct[r, None]).sum()
+            with grad_mode():
+                ids, mask, answers, correct = self.grad_inputs(r)
+                run = h.run(ids, mask, capture=("z",), attention_bias=self.items.bias, logits_to_keep=1)
+                p = torch.softmax(run.logits[:, -1].gather(1, answers), -1)
+                metric = p.gather(1, correct[:, None]).sum()
                 grads = torch.autograd.grad(metric, [run.z[layer] for layer in range(h.n_layers)])
             for layer, g in enumerate(grads):
                 delta = clean[layer][chunk, -1] - run.z[layer][:, -1].detach()  # [n, H, d]
                 scores[layer] += (delta * g[:, -1]).sum((0, 2))
         return scores / len(rows)
+
+    def grad_inputs(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Copies of the rows' ids, mask, answer tokens and correct indices usable by autograd."""
+        it = self.items
+        return (
+            it.ids["pers"][rows].clone(),
+            it.mask[rows].clone(),
+            it.answer_ids[rows].clone(),
+            it.correct[rows].clone(),
+        )
 
     def joint_patches(self, heads, kind, rows, source, where_last=True):
         """HeadPatches for ``heads`` on every row of ``rows`` (indices into the captured ``source``)."""
@@ -671,17 +685,19 @@ class Analysis:
         for start in range(0, len(rows), self.cfg.batch_size):
             chunk = torch.arange(start, min(start + self.cfg.batch_size, len(rows)))
             r = rows[chunk]
-            with torch.enable_grad():
+            with grad_mode():
+                ids, mask, _, _ = self.grad_inputs(r)
+                tpos = self.items.option_pos[r].gather(1, self.items.target[r, None])[:, 0].clone()
                 run = h.run(
-                    self.items.ids["pers"][r],
-                    self.items.mask[r],
+                    ids,
+                    mask,
                     capture=("z", "normed"),
                     layers=list(range(L + 1)),
                     attention_bias=self.items.bias,
+                    logits_to_keep=1,
                 )
-                grads = torch.autograd.grad(
-                    self.r_projection(run, r).sum(), [run.z[layer] for layer in range(L)]
-                )
+                proj = run.normed[L][torch.arange(len(r)), tpos] @ self.r_hat.clone()
+                grads = torch.autograd.grad(proj.sum(), [run.z[layer] for layer in range(L)])
             for i, (layer, k) in enumerate(heads):
                 delta = self.clean_z[layer][chunk, :, k] - run.z[layer][:, :, k].detach()
                 scores[i] -= float((delta * grads[layer][:, :, k]).sum())
