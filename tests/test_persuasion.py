@@ -137,6 +137,7 @@ def test_attribution_ranking_runs_under_inference_mode():
 
     items = tk.batch(tk.TokenTaskSpec(seed=0, readout="value"), np.random.default_rng(0), 12)
     cfg = AnalysisConfig(candidates=4, upstream_candidates=2, upstream_k=2, folds=3)
+    hooked = HookedLM(planted_model(0))  # built outside, as Lightning builds the module before testing
     with torch.inference_mode():
-        m = Analysis(HookedLM(planted_model(0)), items, cfg).run().metrics
+        m = Analysis(hooked, items, cfg).run().metrics
     assert m["too_few"] == 0 and (m["decision_layer"], m["decision_head"]) == (2, 0)
