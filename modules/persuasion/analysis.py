@@ -429,9 +429,7 @@ class Analysis:
         m["silhouette"] = (
             float(silhouette_score(points, labels)) if 1 < len(set(labels)) < len(points) else float("nan")
         )
-        cents = np.stack(
-            [points[labels == lab].mean(0) for lab in np.unique(labels) if (labels == lab).sum() >= 2]
-        )
+        cents = [points[labels == lab].mean(0) for lab in np.unique(labels) if (labels == lab).sum() >= 2]
         dists = [np.linalg.norm(a - b) for i, a in enumerate(cents) for b in cents[i + 1 :]]
         m["centroid_ratio"] = (
             float(max(dists) / min(dists)) if len(dists) > 0 and min(dists) > 0 else float("nan")
