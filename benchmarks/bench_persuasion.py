@@ -77,14 +77,16 @@ def main() -> None:
         err = max(err, float((value - batched[i, j]).abs()))
     t_single = (time.perf_counter() - start) / len(pick)
     print(
-        f"\nRestoration patching, {name}: {len(heads)} heads x {args.items} items, {args.tokens} tokens, 1 thread\n"
+        f"\nRestoration patching, {name}: {len(heads)} heads x {args.items} items, "
+        f"{args.tokens} tokens, 1 thread\n"
     )
     print("| path | rows | s / row | ratio |\n| --- | --- | --- | --- |")
     print(
         f"| batched (patch_heads, {args.batch} rows / forward) | {batched.numel()} | {t_batched:.4f} | 1.0 |"
     )
     print(
-        f"| one (item, head) per forward | {len(pick)} sampled | {t_single:.4f} | {t_single / t_batched:.1f} |"
+        f"| one (item, head) per forward | {len(pick)} sampled | {t_single:.4f} | "
+        f"{t_single / t_batched:.1f} |"
     )
     print(f"\nmax |batched - one at a time| on the sampled rows: {err:.2e}")
 
