@@ -16,6 +16,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from modules.runtime.config import ConfigError, register_schema, validate
@@ -83,6 +84,8 @@ def main(cfg: DictConfig) -> float | None:
         return run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except ConfigError as err:  # one clear message (also in <run_dir>/launch.log), no traceback
         log.error("%s", err)
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # Hydra marks this job failed and runs the sweep's other jobs
         sys.exit(2)
     except Interrupted as err:
         log.warning("interrupted: %s", err)

@@ -30,4 +30,13 @@ def test_metrics_json_layout(tmp_path):
     write_results(tmp_path / "metrics.json", "exp", 3, {"a": 0.5}, [CLAIM])
     results = json.loads((tmp_path / "metrics.json").read_text())
     assert list(results) == ["experiment", "seed", "metrics", "claims"]
-    assert list(results["claims"][0]) == ["id", "statement", "metric", "value", "op", "threshold", "passed"]
+    assert list(results["claims"][0]) == [
+        "id",
+        "statement",
+        "metric",
+        "value",
+        "op",
+        "threshold",
+        "passed",
+        "paper",
+    ]
