@@ -181,6 +181,9 @@ def write_report(groups: dict[str, list[Job]], out: Path, wall: dict[str, float]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(png, target)
                 body += [f"![{preset}: {png.stem}](plots/{preset}/{png.name})", ""]
+        missing = [p for p in presets(method) if p not in groups]
+        if missing:
+            body += [f"Not run for this report: {', '.join(f'`{p}`' for p in missing)}.", ""]
         lines.append(f"| [{method}](#{method}) | {len(names)} | {n_pass}/{n_claims} | {wall[method]:.0f} |")
         sections += body
     out.mkdir(parents=True, exist_ok=True)
@@ -194,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (one torch thread each)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     parser.add_argument("--fresh", action="store_true", help="discard earlier runs and start over")
+    parser.add_argument(
+        "--collect-only", action="store_true", help="write the report from finished runs only"
+    )
     parser.add_argument("--runs", type=Path, default=ROOT / "outputs" / "reproduce")
     parser.add_argument("--out", type=Path, default=ROOT / "reports")
     args = parser.parse_args(argv)
@@ -210,8 +216,9 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(args.runs / name, ignore_errors=True)
     jobs = [Job(p, s, args.runs / p / f"seed_{s}") for p in names for s in seeds_of(p)]
     groups: dict[str, list[Job]] = {p: [j for j in jobs if j.preset == p] for p in names}
+    step = load if args.collect_only else (lambda job: run(job, args.timeout))
     with ThreadPoolExecutor(args.jobs) as pool:
-        for j in pool.map(lambda job: run(job, args.timeout), jobs):
+        for j in pool.map(step, jobs):
             status = (
                 "error"
                 if j.error
