@@ -12,6 +12,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, open_dict
 
 from modules.runtime.config import group_options, locate, offers_of, register_schema
@@ -74,3 +75,15 @@ def algorithm_pairs() -> list[tuple[str, type, list[str]]]:
             (name, algorithm, [t for t, target in tasks.items() if algorithm.needs in offers_of(target)])
         )
     return found
+
+
+class Preempt(Callback):
+    """Kill training after ``at`` batches (``steps=True``: once ``global_step`` reaches ``at``), as a
+    crash or preemption would: the rerun resumes from the last periodic ``last.ckpt``."""
+
+    def __init__(self, at: int, steps: bool = False):
+        self.at, self.steps = at, steps
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if (trainer.global_step if self.steps else batch_idx + 1) >= self.at:
+            raise RuntimeError(f"preempted at batch {batch_idx + 1}, step {trainer.global_step}")

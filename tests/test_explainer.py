@@ -5,7 +5,6 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
 
 from experiments.explainer.frozenlake import ACTIONS, MOVES, FrozenLake
 from experiments.explainer.grammar import EOS, INDEX, PAD, is_true, parse, sample_explanation, sentences
@@ -16,7 +15,7 @@ from modules.explainer.flow import CrossAttentionVelocity, to_simplex
 from modules.explainer.ppo import gae
 from modules.explainer.rewards import segment, sentence_rewards, token_rewards
 from modules.runtime.config import ConfigError, validate
-from tests.helpers import compose_config, run_launch
+from tests.helpers import Preempt, compose_config, run_launch
 
 QUIET = ["trainer.enable_progress_bar=false"]
 ENV = FrozenLake()
@@ -241,15 +240,6 @@ SMALL_RL = [
     "checkpoint_every_n_steps=2",
     *QUIET,
 ]
-
-
-class Preempt(Callback):
-    def __init__(self, at: int):
-        self.at = at
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if batch_idx + 1 == self.at:
-            raise RuntimeError("preempted")
 
 
 def test_ppo_learner_resumes_exactly_and_evaluates_after_two_steps(tmp_path):

@@ -5,10 +5,9 @@ import re
 
 import pytest
 from hydra.errors import InstantiationException
-from lightning.pytorch.callbacks import Callback
 
 from modules.runtime.config import ConfigError, validate
-from tests.helpers import cli, compose_config, run_launch
+from tests.helpers import Preempt, cli, compose_config, run_launch
 
 QUIET = ["trainer.enable_progress_bar=false"]
 # the default seed in the default tier; two more seeds (every claim must hold on any seed) in the slow tier
@@ -74,17 +73,6 @@ def test_adding_a_policy_leaves_the_others_unchanged(tmp_path):
     alone = run_launch([*small, "algorithm=gittins_random"], tmp_path / "alone")["metrics"]
     both = run_launch([*small, "algorithm=gittins", "algorithm.policies=[greedy,random]"], tmp_path / "both")
     assert both["metrics"]["random/final_discounted"] == alone["random/final_discounted"]
-
-
-class Preempt(Callback):
-    """Kills training after ``at`` batches, as a preemption would (the exception writes last.ckpt)."""
-
-    def __init__(self, at: int):
-        self.at = at
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if batch_idx + 1 == self.at:
-            raise RuntimeError("preempted")
 
 
 def test_dqn_trains_and_resumes_exactly(tmp_path):

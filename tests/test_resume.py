@@ -16,7 +16,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from modules.llm import LLM_MODELS
-from tests.helpers import ROOT, algorithm_pairs, run_launch
+from tests.helpers import ROOT, Preempt, algorithm_pairs, run_launch
 
 STEPS, EVERY, CRASH_AT = 12, 4, 10  # periodic checkpoints at 4 and 8; the crash loses steps 9-10
 
@@ -29,15 +29,6 @@ def learners() -> list:
             marks = [pytest.mark.llm, pytest.mark.slow] if model in LLM_MODELS else []
             found.append(pytest.param(tasks[0], name, model, marks=marks, id=name))
     return found
-
-
-class CrashAt(Callback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer, *args) -> None:
-        if trainer.global_step >= self.step:
-            raise RuntimeError(f"simulated crash at step {trainer.global_step}")
 
 
 class CountSteps(Callback):
@@ -67,8 +58,8 @@ def test_learner_resumes_exactly_after_a_crash_and_a_finished_rerun_trains_nothi
 ):
     args = overrides(task, algorithm, model)
     straight = run_launch(args, tmp_path / "straight")
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        run_launch(args, tmp_path / "resumed", callbacks=[CrashAt(CRASH_AT)])
+    with pytest.raises(RuntimeError, match="preempted"):
+        run_launch(args, tmp_path / "resumed", callbacks=[Preempt(CRASH_AT, steps=True)])
     assert not (tmp_path / "resumed" / "metrics.json").exists()
     saved = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
     assert 0 < saved["global_step"] < CRASH_AT, "the periodic checkpoint is the resume point"

@@ -1,9 +1,8 @@
 """rmab_comm presets end to end through the launcher, learners' exact resume, bad input at launch."""
 
 import pytest
-from lightning.pytorch.callbacks import Callback
 
-from tests.helpers import run_launch
+from tests.helpers import Preempt, run_launch
 
 QUIET = ["trainer.enable_progress_bar=false", "logger=none"]
 SMALL = [
@@ -20,17 +19,6 @@ SMALL = [
     "checkpoint_every_n_steps=4",
     *QUIET,
 ]
-
-
-class Preempt(Callback):
-    """Kills training after ``at`` batches, as a preemption would (the exception writes a checkpoint)."""
-
-    def __init__(self, at: int):
-        self.at = at
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if batch_idx + 1 == self.at:
-            raise RuntimeError("preempted")
 
 
 def run(experiment: str, seed: int, tmp_path, *overrides: str) -> dict:
