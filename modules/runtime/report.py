@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         unknown = sorted(set(args.preset) - set(presets(None)))
         if unknown:
             parser.error(f"--preset {', '.join(unknown)}: no such conf/experiment preset")
-        names = [n for n in names if n in args.preset]
+        names = [n for n in args.preset if n in names]  # in the order given
     if args.fresh:
         for name in names:
             shutil.rmtree(args.runs / name, ignore_errors=True)
