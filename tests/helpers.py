@@ -43,6 +43,21 @@ def run_launch(overrides: Sequence[str], run_dir: Path, callbacks: Sequence = ()
     return json.loads((Path(run_dir) / "metrics.json").read_text())
 
 
+def assert_claims_pass(results: dict) -> None:
+    """Every claim of a run's metrics.json holds (the failing ones are shown with their figures)."""
+    failed = [c for c in results["claims"] if not c["passed"]]
+    assert not failed, failed
+
+
+def run_preset(experiment: str, seed: int, run_dir: Path, *overrides: str, plots: bool = True) -> dict:
+    """Run a claim preset on ``seed``, assert its claims hold (and that it saved PNG plots); its metrics."""
+    results = run_launch([f"experiment={experiment}", f"seed={seed}", *overrides], run_dir)
+    assert_claims_pass(results)
+    if plots:
+        assert list((Path(run_dir) / "plots").glob("*.png")), "plots are saved in the run dir"
+    return results["metrics"]
+
+
 def cli(
     *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 600, check: bool = True
 ) -> subprocess.CompletedProcess:

@@ -3,17 +3,13 @@ The Hopper filter preset is short enough for the default tier on one seed."""
 
 import pytest
 
-from tests.helpers import run_launch
+from tests.helpers import run_preset
 
 QUIET = ["trainer.enable_progress_bar=false", "logger=none"]
 
 
 def run(experiment: str, seed: int, tmp_path, *overrides: str) -> dict:
-    results = run_launch([f"experiment={experiment}", f"seed={seed}", *QUIET, *overrides], tmp_path)
-    failed = [c for c in results["claims"] if not c["passed"]]
-    assert not failed, failed
-    assert list((tmp_path / "plots").glob("*.png")), "plots are saved in the run dir"
-    return results["metrics"]
+    return run_preset(experiment, seed, tmp_path, *QUIET, *overrides)
 
 
 @pytest.mark.slow

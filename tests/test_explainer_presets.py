@@ -3,16 +3,13 @@ the default where the run is affordable. All slow (minutes on 2 cores); the LLM 
 
 import pytest
 
-from tests.helpers import run_launch
+from tests.helpers import run_preset
 
 QUIET = ["trainer.enable_progress_bar=false"]
 
 
 def run(experiment: str, seed: int, tmp_path, *overrides: str) -> dict:
-    results = run_launch([f"experiment={experiment}", f"seed={seed}", *QUIET, *overrides], tmp_path)
-    failed = [c for c in results["claims"] if not c["passed"]]
-    assert not failed, failed
-    return results["metrics"]
+    return run_preset(experiment, seed, tmp_path, *QUIET, *overrides, plots=False)
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import pytest
 from hydra.errors import InstantiationException
 
 from modules.runtime.config import ConfigError, validate
-from tests.helpers import Preempt, cli, compose_config, run_launch
+from tests.helpers import Preempt, cli, compose_config, run_launch, run_preset
 
 QUIET = ["trainer.enable_progress_bar=false"]
 # the default seed in the default tier; two more seeds (every claim must hold on any seed) in the slow tier
@@ -15,11 +15,7 @@ SEEDS = [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytes
 
 
 def run(experiment: str, seed: int, tmp_path, *overrides: str) -> dict:
-    results = run_launch([f"experiment={experiment}", f"seed={seed}", *QUIET, *overrides], tmp_path)
-    failed = [c for c in results["claims"] if not c["passed"]]
-    assert not failed, failed
-    assert list((tmp_path / "plots").glob("*.png")), "plots are saved in the run dir"
-    return results["metrics"]
+    return run_preset(experiment, seed, tmp_path, *QUIET, *overrides)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -16,7 +16,7 @@ from experiments.naiad.simulator import Judge, Population, System
 from experiments.naiad.trials import PPITrials
 from modules.naiad.estimators import ESTIMATORS, Classical, CrossFitPPI, PPIpp, power_tuned_mean
 from modules.naiad.labels import VarianceCalibratedLabels
-from tests.helpers import run_launch
+from tests.helpers import assert_claims_pass, run_launch
 
 SYNTHETIC = dict(
     n_trials=3,
@@ -231,15 +231,12 @@ def test_planted_bridges_are_deterministic():
 
 
 # ---- presets end to end (claims 1-4) -------------------------------------------------------
-def assert_claims(metrics):
-    failed = [c for c in metrics["claims"] if not c["passed"]]
-    assert not failed, failed
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_preset_vcppi(tmp_path, seed):
     metrics = run_launch(["experiment=naiad_vcppi", f"seed={seed}"], tmp_path)
-    assert_claims(metrics)
+    assert_claims_pass(metrics)
     assert len(metrics["claims"]) == 7
     assert (tmp_path / "plots" / "coverage_width.png").exists()
 
@@ -247,20 +244,20 @@ def test_preset_vcppi(tmp_path, seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_preset_halo(tmp_path, seed):
     metrics = run_launch(["experiment=naiad_halo", f"seed={seed}", "task.n_trials=500"], tmp_path)
-    assert_claims(metrics)
+    assert_claims_pass(metrics)
     assert metrics["metrics"]["naiad/sign_wrong_naive_q3"] == 0.0  # the halo helps B on q3: right sign
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_preset_labels(tmp_path, seed):
     metrics = run_launch(["experiment=naiad_labels", f"seed={seed}", "task.n_trials=200"], tmp_path)
-    assert_claims(metrics)
+    assert_claims_pass(metrics)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_preset_strategies(tmp_path, seed):
     metrics = run_launch(["experiment=naiad_strategies", f"seed={seed}"], tmp_path)
-    assert_claims(metrics)
+    assert_claims_pass(metrics)
     clusters = json.loads((tmp_path / "clusters" / "0.json").read_text())
     sizes = [c["size"] for c in clusters]
     assert len(sizes) == 4 and sum(sizes) == 80 and min(sizes) >= 15  # four families of 20, near-exact

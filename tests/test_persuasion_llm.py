@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import run_launch
+from tests.helpers import assert_claims_pass, run_launch
 
 pytestmark = pytest.mark.llm
 QUIET = ["trainer.enable_progress_bar=false"]
@@ -29,5 +29,4 @@ def test_prompts_align_every_arm_and_find_the_mentions():
 @pytest.mark.parametrize("experiment", ["persuasion_smollm2", "persuasion_geo"])
 def test_llm_presets(tmp_path, experiment):
     results = run_launch([f"experiment={experiment}", *QUIET], tmp_path)
-    failed = [c for c in results["claims"] if not c["passed"]]
-    assert not failed, failed
+    assert_claims_pass(results)

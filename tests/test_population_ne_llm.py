@@ -6,7 +6,7 @@ import pytest
 
 from experiments.population_ne.personas import DEFAULT_PERSONAS
 from modules.llm import LanguageModel
-from tests.helpers import run_launch
+from tests.helpers import assert_claims_pass, run_launch
 
 QUIET = ["trainer.enable_progress_bar=false"]
 
@@ -38,5 +38,4 @@ def test_pipeline_with_stand_in_generator(tmp_path, monkeypatch):
 @pytest.mark.parametrize("experiment", ["population_ne_llm", "population_ne_llm_gemma"])
 def test_llm_presets(tmp_path, experiment):
     results = run_launch([f"experiment={experiment}", *QUIET], tmp_path)
-    failed = [c for c in results["claims"] if not c["passed"]]
-    assert not failed, failed
+    assert_claims_pass(results)
