@@ -44,7 +44,7 @@ def main() -> None:
     env, g = task.env, torch.Generator().manual_seed(0)
     explainer = TinyExplainer().eval()
     states = np.repeat(env.states, 6)
-    prompts = torch.tensor([context_tokens(int(s), env.n) for s in states])
+    prompts = torch.tensor([context_tokens(env, int(s)) for s in states])
     roll = Rollout(env, states, explainer.sample(prompts, 15, g))
     tokens, queries, _ = roll.prefixes()
 

@@ -1,19 +1,31 @@
 """Policy-to-Language (explainer): environment vs brute force, grammar/readers/judges, cache,
 flow pieces vs closed forms, rewards, GAE, bad inputs, and small end-to-end runs with resume."""
 
+import gymnasium as gym
 import networkx as nx
 import numpy as np
 import pytest
 import torch
 
+from experiments.explainer.cartpole import CartPole, controller
 from experiments.explainer.frozenlake import ACTIONS, MOVES, FrozenLake
-from experiments.explainer.grammar import EOS, INDEX, PAD, is_true, parse, sample_explanation, sentences
+from experiments.explainer.grammar import (
+    EOS,
+    INDEX,
+    PAD,
+    context_tokens,
+    is_true,
+    parse,
+    sample_explanation,
+    sentences,
+)
 from experiments.explainer.judges import CachedJudge, Judge, JudgeCache, NoisyRuleJudge, Query, text
 from experiments.explainer.readers import CredulousReader, SkepticalReader, accuracy
 from experiments.explainer.task import ExplainerTask
 from modules.explainer.flow import CrossAttentionVelocity, to_simplex
 from modules.explainer.ppo import gae
 from modules.explainer.rewards import segment, sentence_rewards, token_rewards
+from modules.explainer.sft import PROMPT
 from modules.runtime.config import ConfigError, validate
 from tests.helpers import Preempt, compose_config, run_launch
 
@@ -42,6 +54,39 @@ def test_value_iteration_follows_a_shortest_safe_path():
 def test_context_hides_the_action():
     for s in ENV.states:
         assert not any(a in ENV.context(s) for a in ACTIONS)
+
+
+def test_cartpole_controller_balances_and_its_contexts_hide_the_push(tmp_path):
+    """Simulator truth: the PD controller keeps CartPole-v1 up for the full 500 steps; each decision
+    context states the pole and cart (not the push); the decision is the controller's action."""
+    env = gym.make("CartPole-v1")
+    for episode in range(3):
+        state, _ = env.reset(seed=episode)
+        for _ in range(500):
+            state, _, terminated, truncated, _ = env.step(controller(state))
+            if terminated or truncated:
+                break
+        assert truncated and not terminated  # CartPole-v1 truncates at 500 steps
+    pole = CartPole()
+    assert len(pole.states) >= 20 and set(pole.policy.values()) == {0, 1}
+    for s in pole.states:
+        assert "push" not in pole.context(s) and "pole leans" in pole.context(s)
+        assert pole.policy[s] == controller(pole.raw[s])
+        assert len(context_tokens(pole, s)) == PROMPT
+    # the grammar, the readers and the judges run on its two actions
+    rng, task = np.random.default_rng(0), ExplainerTask(env="cartpole", actions=["left", "right"], replicas=1)
+    s = pole.states[0]
+    a = pole.actions[pole.policy[s]]
+    words = sample_explanation(pole.facts(s), a, rng, 1.0, 3)
+    assert all(w not in ("down", "up") for w in words)
+    said = ["the", "agent", "moves", a, "."]
+    assert accuracy(task.evaluator.probs(pole.facts(s), said), pole.policy[s]) == 1.0
+    assert task.judge("noisy_rule", 0, cache_dir=tmp_path).probs([Query(s, tuple(said))]).shape == (1, 2)
+
+
+def test_cartpole_task_trains_and_evaluates_the_tiny_explainer(tmp_path):
+    m = run_launch([*SMALL_RL, "task=explainer_cartpole"], tmp_path)["metrics"]
+    assert 0 <= m["explainer/heldout_flow_dense_mean"] <= 1 and m["explainer/replicas"] == 1
 
 
 # ---- grammar and readers -------------------------------------------------------------------
@@ -125,6 +170,10 @@ def test_action_set_must_match_the_environment():
         ExplainerTask(actions=["left", "right"])
     with pytest.raises(ValueError, match="do not match"):
         ExplainerTask(actions=["down", "left", "right", "up"])
+    with pytest.raises(
+        ValueError, match=r"do not match the cartpole environment's action set \['left', 'right'\]"
+    ):
+        ExplainerTask(env="cartpole", actions=["left", "down", "right", "up"])
 
 
 @pytest.mark.parametrize(

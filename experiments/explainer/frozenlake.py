@@ -19,7 +19,7 @@ MOVES = {"left": (0, -1), "down": (1, 0), "right": (0, 1), "up": (-1, 0)}
 
 @dataclass(frozen=True)
 class Facts:
-    """What the map says about each move from one state (dicts over ``ACTIONS``)."""
+    """What the map says about each move from one state (dicts over the environment's actions, in order)."""
 
     wall: dict[str, bool]  # the move leaves the grid (the agent stays put)
     hole: dict[str, bool]  # the move lands in a hole
@@ -30,6 +30,7 @@ class FrozenLake:
     """The 4x4 map, the optimal policy (gamma = ``gamma``) and the non-terminal states."""
 
     actions = ACTIONS
+    question = "So the agent moves"  # the LLM continuation judges' prompt end
 
     def __init__(self, gamma: float = 0.95):
         env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=False)
@@ -61,6 +62,11 @@ class FrozenLake:
             if np.abs(V_new - V).max() < tol:
                 return {s: int(np.argmax(Q[s])) for s in self.states}
             V = V_new
+
+    def token_words(self, s: int) -> list[str]:
+        """The tiny explainer's view of the context: ``at row r col c``."""
+        r, c = divmod(s, self.n)
+        return ["at", "row", str(r), "col", str(c)]
 
     def context(self, s: int) -> str:
         """The decision context as text (the agent's action is not in it)."""

@@ -55,7 +55,7 @@ KEYWORDS = {"moves": "action", "goal": "goal", "hole": "hole", "wall": "wall"}
 @dataclass(frozen=True)
 class Claim:
     kind: str  # action | goal | hole | wall
-    move: str  # one of ACTIONS
+    move: str  # a direction word (one of ACTIONS; CartPole uses left / right)
 
 
 def is_true(claim: Claim, facts: Facts, action: str) -> bool:
@@ -86,17 +86,17 @@ def parse(sentence: list[str]) -> Claim | None:
     return Claim(kinds[0], moves[-1]) if kinds and moves else None
 
 
-def context_tokens(state: int, n: int) -> list[int]:
-    """``<bos> at row r col c <sep>``: the tiny explainer's view of the decision context."""
-    r, c = divmod(state, n)
-    return [BOS, INDEX["at"], INDEX["row"], INDEX[str(r)], INDEX["col"], INDEX[str(c)], SEP]
+def context_tokens(env, state: int) -> list[int]:
+    """``<bos> <env.token_words(state)> <sep>``: the tiny explainer's view of the decision context
+    (FrozenLake ``at row r col c``, CartPole ``at`` + four bucket digits; 7 tokens either way)."""
+    return [BOS, *(INDEX[w] for w in env.token_words(state)), SEP]
 
 
 def sample_explanation(
     facts: Facts, action: str, rng: np.random.Generator, p_accurate: float, max_sentences: int
 ) -> list[str]:
     """An SFT explanation: 1..max_sentences sentences, each accurate with probability ``p_accurate``."""
-    claims = [Claim(k, d) for k in ("action", "goal", "hole", "wall") for d in ACTIONS]
+    claims = [Claim(k, d) for k in ("action", "goal", "hole", "wall") for d in facts.wall]  # env's moves
     good = [c for c in claims if is_true(c, facts, action)]
     bad = [c for c in claims if not is_true(c, facts, action)]
     words: list[str] = []

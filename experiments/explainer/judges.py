@@ -6,9 +6,11 @@ The paper uses K = 3 proxy LLMs of different families; each family here is a sep
 * ``noisy_rule``   the credulous reader's p plus N(0, sigma_r^2) noise, clipped and renormalised
                    (noise drawn from (seed, state, prefix, draw): deterministic, cache-friendly);
 * ``minilm``       softmax(cos(MiniLM(c, y), MiniLM(action description_a)) / temperature);
-* ``smollm2`` / ``gemma3``  an LLM continuation judge: ``{context}\\nExplanation: {y}\\nSo the
-                   agent moves`` scored on " left" / " down" / " right" / " up" (the copy-friendly
-                   format that carries signal on SmolLM2), through ``model.continuation_logprobs``.
+* ``smollm2`` / ``gemma3``  an LLM continuation judge: ``{context}\\nExplanation: {y}\\n{question}``
+                   scored on each action word (FrozenLake ``So the agent moves`` + " left" / " down" /
+                   " right" / " up", CartPole ``So the agent pushes the cart`` + " left" / " right":
+                   the copy-friendly format that carries signal on SmolLM2), through
+                   ``model.continuation_logprobs``.
 
 The held-out evaluator (:class:`~experiments.explainer.readers.SkepticalReader`) is not a judge
 here: it can never be chosen as a training proxy. ``CachedJudge`` memoises any judge on disk by
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import softmax
 
-from experiments.explainer.frozenlake import ACTIONS, FrozenLake
+from experiments.explainer.frozenlake import FrozenLake
 from experiments.explainer.readers import CredulousReader
 
 
@@ -81,7 +83,9 @@ class MiniLMJudge(Judge):
         super().__init__(env)
         self.encoder, self.temperature = encoder, temperature
         self.key = f"minilm(temperature={temperature})"
-        self.actions = encoder.encode([f"The agent moves {a}." for a in ACTIONS], normalize_embeddings=True)
+        self.actions = encoder.encode(
+            [f"The agent moves {a}." for a in env.actions], normalize_embeddings=True
+        )
 
     def probs(self, queries: list[Query]) -> np.ndarray:
         inputs = [f"{self.env.context(q.state)} {text(q.words)}" for q in queries]
@@ -99,11 +103,11 @@ class ContinuationJudge(Judge):
 
     def prompt(self, q: Query) -> str:
         explanation = text(q.words) or "(none)"
-        return f"{self.env.context(q.state)}\nExplanation: {explanation}\nSo the agent moves"
+        return f"{self.env.context(q.state)}\nExplanation: {explanation}\n{self.env.question}"
 
     def probs(self, queries: list[Query]) -> np.ndarray:
-        prompts = [self.prompt(q) for q in queries for _ in ACTIONS]
-        continuations = [f" {a}" for _ in queries for a in ACTIONS]
+        prompts = [self.prompt(q) for q in queries for _ in self.env.actions]
+        continuations = [f" {a}" for _ in queries for a in self.env.actions]
         logp = np.asarray(self.model.continuation_logprobs(prompts, continuations)).reshape(len(queries), -1)
         return softmax(logp, axis=1)
 

@@ -19,17 +19,18 @@ from typing import ClassVar
 import numpy as np
 from scipy.special import softmax
 
-from experiments.explainer.frozenlake import ACTIONS, Facts
+from experiments.explainer.frozenlake import Facts
 from experiments.explainer.grammar import Claim, is_true, parse, sentences
 
 PRIOR = {"wall": -3.0, "hole": -0.5, "closer": 0.0}
 
 
 def prior_logits(facts: Facts) -> np.ndarray:
+    """[|A|] over the environment's actions (the order of the facts' dicts)."""
     return np.array(
         [
             PRIOR["wall"] * facts.wall[a] + PRIOR["hole"] * facts.hole[a] + PRIOR["closer"] * facts.closer[a]
-            for a in ACTIONS
+            for a in facts.wall
         ]
     )
 
@@ -43,11 +44,11 @@ class Reader:
         raise NotImplementedError
 
     def logits(self, facts: Facts, words: list[str]) -> np.ndarray:
-        z = prior_logits(facts)
+        z, moves = prior_logits(facts), list(facts.wall)
         for sentence in sentences(words) if words else []:
             claim = parse(sentence)
-            if claim is not None and self.believes(claim, facts):
-                z[ACTIONS.index(claim.move)] += self.weights[claim.kind]
+            if claim is not None and claim.move in moves and self.believes(claim, facts):
+                z[moves.index(claim.move)] += self.weights[claim.kind]
         return z
 
     def probs(self, facts: Facts, words: list[str]) -> np.ndarray:

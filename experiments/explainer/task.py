@@ -1,4 +1,7 @@
-"""The explanation task: explain FrozenLake's value-iteration policy so a reader infers the action.
+"""The explanation task: explain a gymnasium policy so a reader infers its action.
+
+``env``: FrozenLake 4x4 with its value-iteration policy (|A| = 4) or CartPole-v1 with a PD
+controller (|A| = 2); both give ``states``, ``policy``, ``context``, ``facts``, ``token_words``.
 
 Instance i is replica i (an independent seed of the whole experiment: its own SFT data, judges'
 noise, explainer and flow initialisation), built from ``self.rng(i, "<stream>")`` by the methods.
@@ -14,12 +17,14 @@ from typing import Annotated, Literal
 from pydantic import Field, PositiveInt
 
 from experiments.base import InstanceDataset, Task
+from experiments.explainer.cartpole import CartPole
 from experiments.explainer.frozenlake import FrozenLake
 from experiments.explainer.judges import CachedJudge, Judge, JudgeCache, make_judge
 from experiments.explainer.readers import SkepticalReader
 from modules.llm import DEFAULT_CACHE
 
 Probability = Annotated[float, Field(ge=0, le=1)]
+ENVS = {"frozenlake": FrozenLake, "cartpole": CartPole}
 
 
 class ExplainerTask(Task):
@@ -28,7 +33,7 @@ class ExplainerTask(Task):
     def __init__(
         self,
         seed: int = 0,
-        env: Literal["frozenlake"] = "frozenlake",
+        env: Literal["frozenlake", "cartpole"] = "frozenlake",
         actions: Annotated[list[str], Field(min_length=2)] = ("left", "down", "right", "up"),
         replicas: PositiveInt = 3,
         sigma_r: Annotated[float, Field(gt=0)] = 0.1,
@@ -38,7 +43,7 @@ class ExplainerTask(Task):
         minilm_temperature: Annotated[float, Field(gt=0)] = 0.05,
     ):
         super().__init__(seed)
-        self.env = FrozenLake()
+        self.env = ENVS[env]()
         if tuple(actions) != self.env.actions:
             raise ValueError(
                 f"actions={list(actions)} do not match the {env} environment's action set "

@@ -189,19 +189,22 @@ class DenoisingFlow(AtlasModule):
         self.save_figure(fig, "denoise_w2_vs_sigma")
 
     def plot_simplex(self, human: np.ndarray, proxy: np.ndarray, flow: np.ndarray) -> None:
-        """One condition's samples on the plane (p_right - p_left, p_down - p_up) of the 3-simplex."""
+        """One condition's samples: FrozenLake on the plane (p_right - p_left, p_down - p_up) of the
+        3-simplex; a 2-action environment (CartPole) as p_right - p_left against the sample index."""
         import matplotlib.pyplot as plt
 
+        four = human.shape[1] == 4
         fig, ax = plt.subplots(figsize=(4.5, 4))
         for name, x, color in (
             ("human p", human, "k"),
             ("proxy q", proxy, "tab:red"),
             ("flow", flow, "tab:blue"),
         ):
-            ax.scatter(x[:, 2] - x[:, 0], x[:, 1] - x[:, 3], s=6, alpha=0.5, color=color, label=name)
+            y = x[:, 1] - x[:, 3] if four else np.arange(len(x))
+            ax.scatter(x[:, 2 if four else 1] - x[:, 0], y, s=6, alpha=0.5, color=color, label=name)
         ax.set(
             xlabel="p(right) - p(left)",
-            ylabel="p(down) - p(up)",
+            ylabel="p(down) - p(up)" if four else "sample",
             title="flow samples vs the true distribution (sigma = sigma_r)",
         )
         ax.legend(fontsize=7)

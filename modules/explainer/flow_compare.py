@@ -144,7 +144,7 @@ class FlowComparison(AtlasModule):
         backbone = self.sft(index)
         rng = self.task.rng(index, "explanations")
         states = np.array(env.states)[rng.integers(len(env.states), size=hp.explanations)]
-        prompts = torch.tensor([context_tokens(int(s), env.n) for s in states])
+        prompts = torch.tensor([context_tokens(env, int(s)) for s in states])
         roll = Rollout(env, states, backbone.sample(prompts, hp.length, self.generator(index, "sample")))
         tokens, queries, owner = roll.prefixes()
         owner = np.asarray(owner)

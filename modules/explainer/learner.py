@@ -250,7 +250,7 @@ class ExplainerPPO(AtlasModule):
     # ---- 2. PPO with flow (or proxy) rewards ---------------------------------------------------
     def rollout(self, policy: TinyExplainer, n: int, rng: np.random.Generator, g: torch.Generator) -> Rollout:
         states = np.array(self.env.states)[rng.integers(len(self.env.states), size=n)]
-        prompts = torch.tensor([context_tokens(int(s), self.env.n) for s in states], device=self.device)
+        prompts = torch.tensor([context_tokens(self.env, int(s)) for s in states], device=self.device)
         return Rollout(self.env, states, policy.sample(prompts, self.hparams.length, g).cpu())
 
     def judge(self, r: int, queries: list[Query], rng: np.random.Generator) -> np.ndarray:
@@ -392,7 +392,7 @@ class ExplainerPPO(AtlasModule):
         n = self.hparams.eval_samples
         states = np.repeat(self.env.states, n)
         g = torch.Generator().manual_seed(int(self.task.rng(r, "eval").integers(2**62)))
-        prompts = torch.tensor([context_tokens(int(s), self.env.n) for s in states], device=self.device)
+        prompts = torch.tensor([context_tokens(self.env, int(s)) for s in states], device=self.device)
         roll = Rollout(self.env, states, policy.sample(prompts, self.hparams.length, g).cpu())
         queries = [
             Query(int(s), tuple(w), stable_hash("eval", i))
