@@ -189,6 +189,20 @@ def test_bad_sigma_fails_before_compute(override, message):
         validate(compose_config(["experiment=explainer_denoise", override]))
 
 
+def test_lora_explainer_needs_an_llm_and_llm_explanations_need_a_sentence():
+    from modules.explainer.llm_policy import sentence_ends, words
+    from modules.explainer.lora import LoRAExplainerPPO
+
+    with pytest.raises(ValueError, match="needs an LLM"):
+        LoRAExplainerPPO(ExplainerTask(replicas=1), model=None)
+    with pytest.raises(ValueError, match="no sentences"):
+        sentence_ends([], tokenizer=None)
+    assert words("The agent moves Down! A hole is left?") == (
+        *("the", "agent", "moves", "down", "."),
+        *("a", "hole", "is", "left", "."),
+    )
+
+
 def test_sigma_sweep_must_contain_sigma_r():
     from modules.explainer.denoise import DenoisingFlow
 

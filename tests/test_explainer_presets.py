@@ -44,3 +44,45 @@ def test_smollm2_continuation_judge_carries_signal(tmp_path):
 @pytest.mark.llm
 def test_gemma_continuation_judge_carries_signal(tmp_path):
     run("explainer_judges_gemma", 0, tmp_path)
+
+
+TINY_LORA = [
+    "experiment=explainer_lora",
+    "algorithm.ppo_steps=3",
+    "algorithm.batch_size=2",
+    "algorithm.warmup_batches=1",
+    "algorithm.flow_warmup=10",
+    "algorithm.flow_steps=5",
+    "algorithm.max_new_tokens=12",
+    "checkpoint_every_n_steps=1",
+    *QUIET,
+]
+
+
+@pytest.mark.slow
+@pytest.mark.llm
+def test_lora_explainer_resumes_exactly_from_adapter_only_checkpoints(tmp_path):
+    """Claim 7's learner: killed after its first PPO step and rerun, it ends with the same metrics;
+    its checkpoints hold the LoRA weights and the flow's two MLPs only; it evaluates after 1 step."""
+    import torch
+
+    from tests.helpers import Preempt, run_launch
+
+    straight = run_launch(TINY_LORA, tmp_path / "straight")["metrics"]
+    assert straight["explainer/lora_steps"] == 3
+    assert (tmp_path / "straight" / "plots" / "lora_learning_curve.png").exists()
+    with pytest.raises(RuntimeError, match="preempted"):
+        run_launch(TINY_LORA, tmp_path / "resumed", callbacks=[Preempt(1)])
+    state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert state and all("lora_" in k or k.startswith(("flow.emb.", "flow.proj.")) for k in state)
+    assert sum(v.numel() for v in state.values()) < 1e6  # not the 135M frozen weights
+    assert run_launch(TINY_LORA, tmp_path / "resumed")["metrics"] == straight
+    one = run_launch([*TINY_LORA, "trainer.max_steps=1"], tmp_path / "one")["metrics"]
+    assert {"explainer/lora_heldout_before", "explainer/lora_heldout_after"} <= set(one)
+
+
+@pytest.mark.slow
+@pytest.mark.llm
+def test_lora_explainer_trend(tmp_path):
+    """Claim 7: the smoke run's held-out trend (before vs after PPO, held-out evaluator)."""
+    run("explainer_lora", 0, tmp_path)

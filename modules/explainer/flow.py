@@ -19,6 +19,7 @@ z_0 ~ N(1/|A|, sigma^2 I), are ours; ``source="proxy"`` starts the flow at a pro
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -127,9 +128,23 @@ def repeat_cond(cond, times: int):
 
 
 def flow_probs(
-    v: nn.Module, cond, n: int, dim: int, sigma: float, samples: int, steps: int, generator: torch.Generator
+    v: nn.Module,
+    cond,
+    n: int,
+    dim: int,
+    sigma: float,
+    samples: int,
+    steps: int,
+    generator: torch.Generator,
+    owner: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """p_hat [n, dim]: the mean of ``samples`` simplex-projected flow samples from N(1/dim, sigma^2 I)."""
-    z0 = 1.0 / dim + sigma * torch.randn(samples * n, dim, generator=generator)
+    """p_hat [n, dim]: the mean of ``samples`` simplex-projected flow samples from N(1/dim, sigma^2 I).
+
+    ``owner`` [n] (common random numbers): rows with the same owner (the prefixes of one
+    explanation) share their source draws, so p_hat_j - p_hat_{j-1} measures the change of the
+    condition, not of the sampling noise; without it every row draws its own."""
+    groups = n if owner is None else int(owner.max()) + 1
+    z0 = 1.0 / dim + sigma * torch.randn(samples, groups, dim, generator=generator)  # [S, groups, dim]
+    z0 = (z0 if owner is None else z0[:, torch.as_tensor(owner)]).reshape(samples * n, dim)  # sample-major
     z1 = euler_sample(v, z0, repeat_cond(cond, samples), steps)
     return to_simplex(z1).view(samples, n, dim).mean(0)

@@ -75,6 +75,7 @@ class FlowComparison(AtlasModule):
         samples: PositiveInt = 32,
         euler_steps: PositiveInt = 8,
         d_model: PositiveInt = 32,
+        common_noise: bool = True,
     ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
@@ -175,8 +176,9 @@ class FlowComparison(AtlasModule):
             samples = samples.view(hp.samples, len(test), -1).transpose(0, 1)  # [N_test, S, |A|]
             energies[name] = float(np.mean([energy_distance(s, z) for s, z in zip(samples, z1[test])]))
             if name == "attention":
+                shared = owner[test] if hp.common_noise else None
                 p = flow_probs(
-                    v, c_test, len(test), z1.shape[-1], sigma, hp.samples, hp.euler_steps, g
+                    v, c_test, len(test), z1.shape[-1], sigma, hp.samples, hp.euler_steps, g, shared
                 ).numpy()
                 spearman = self.reward_correlation(roll, [queries[i] for i in test], owner[test], p)
         self.record(index, spearman=spearman, **{f"energy_{k}": e for k, e in energies.items()})

@@ -127,6 +127,7 @@ class ExplainerPPO(AtlasModule):
         d_model: PositiveInt = 32,
         eval_every: PositiveInt = 20,
         eval_samples: PositiveInt = 8,
+        common_noise: bool = True,
     ):
         super().__init__(task, model)
         self.save_hyperparameters(ignore=["task", "model"])
@@ -285,6 +286,7 @@ class ExplainerPPO(AtlasModule):
                         self.hparams.reward_samples,
                         self.hparams.euler_steps,
                         self.torch_generator(f"reward/{r}/{arm}"),
+                        np.asarray(owner) if self.hparams.common_noise else None,
                     )
                     .cpu()
                     .numpy()
