@@ -62,7 +62,7 @@ TINY_LORA = [
 @pytest.mark.slow
 @pytest.mark.llm
 def test_lora_explainer_resumes_exactly_from_adapter_only_checkpoints(tmp_path):
-    """Claim 7's learner: killed after its first PPO step and rerun, it ends with the same metrics;
+    """Claim 7's learner: killed in its second PPO step and rerun, it ends with the same metrics;
     its checkpoints hold the LoRA weights and the flow's two MLPs only; it evaluates after 1 step."""
     import torch
 
@@ -72,7 +72,9 @@ def test_lora_explainer_resumes_exactly_from_adapter_only_checkpoints(tmp_path):
     assert straight["explainer/lora_steps"] == 3
     assert (tmp_path / "straight" / "plots" / "lora_learning_curve.png").exists()
     with pytest.raises(RuntimeError, match="preempted"):
-        run_launch(TINY_LORA, tmp_path / "resumed", callbacks=[Preempt(1)])
+        run_launch(
+            TINY_LORA, tmp_path / "resumed", callbacks=[Preempt(2)]
+        )  # after the first step's checkpoint
     state = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
     assert state and all("lora_" in k or k.startswith(("flow.emb.", "flow.proj.")) for k in state)
     assert sum(v.numel() for v in state.values()) < 1e6  # not the 135M frozen weights

@@ -39,6 +39,7 @@ from typing import Annotated, Literal
 import numpy as np
 import torch
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from scipy.stats import spearmanr
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -437,20 +438,31 @@ class ExplainerPPO(AtlasModule):
             values[f"curve_{arm}"] = self.curve(index, arm, "heldout")
             values[f"proxy_curve_{arm}"] = self.curve(index, arm, "proxy")
         if "flow_dense" in self.arms:
-            values["nonzero_rewards"] = self.nonzero_fraction(index)
+            values["nonzero_rewards"], values["reward_spearman"] = self.reward_quality(index)
         self.record(index, **values)
 
     @torch.no_grad()
-    def nonzero_fraction(self, r: int) -> float:
-        """Fraction of sentences whose dense flow reward is non-zero (|r_j| > 1e-6)."""
+    def reward_quality(self, r: int) -> tuple[float, float]:
+        """On 64 fresh explanations of the trained flow_dense explainer: the fraction of sentences whose
+        dense flow reward is non-zero (|r_j| > 1e-6), and the Spearman correlation of the flow's r_j
+        with the noise-free oracle reader's change of p(a*) (a diagnostic of the reward model)."""
         g = torch.Generator().manual_seed(int(self.task.rng(r, "eval/rewards").integers(2**62)))
         roll = self.rollout(self.policies[r]["flow_dense"], 64, self.task.rng(r, "eval/states"), g)
         p_true, owner = self.p_hat(r, "flow_dense", roll, self.task.rng(r, "eval/judge"))
-        owner = np.asarray(owner)
-        r_all = np.concatenate(
-            [sentence_rewards(p_true[owner == b], "probability") for b in range(len(roll.states))]
+        _, queries, _ = roll.prefixes()
+        oracle = CredulousReader()
+        p_oracle = np.array(
+            [
+                oracle.probs(self.env.facts(q.state), list(q.words))[a]
+                for q, a in zip(queries, roll.actions[owner])
+            ]
         )
-        return float(np.mean(np.abs(r_all) > 1e-6))
+        owner = np.asarray(owner)
+        flow_r, oracle_r = (
+            np.concatenate([sentence_rewards(p[owner == b], "probability") for b in range(len(roll.states))])
+            for p in (p_true, p_oracle)
+        )
+        return float(np.mean(np.abs(flow_r) > 1e-6)), float(spearmanr(flow_r, oracle_r).statistic)
 
     def summarize(self, rows):
         out = {"explainer/replicas": float(len(rows["index"]))}
@@ -479,6 +491,7 @@ class ExplainerPPO(AtlasModule):
         out["explainer/same_direction_fraction"] = float(np.mean(moves > 0))
         if "nonzero_rewards" in rows:
             out["explainer/nonzero_reward_fraction"] = float(rows["nonzero_rewards"].mean())
+            out["explainer/reward_spearman_flow_dense"] = float(rows["reward_spearman"].mean())
         self.plot_curves(rows)
         return out
 
