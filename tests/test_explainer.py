@@ -237,6 +237,20 @@ def test_cross_attention_gqa_equals_explicitly_repeated_kv_heads():
     assert all(n.startswith(("emb.", "proj.")) for n, _ in gqa.named_parameters())  # only phi_Emb, phi_Proj
 
 
+def test_flow_rewards_with_common_noise_see_only_the_condition():
+    """Prefixes of one explanation share the source draws: equal conditions give equal p_hat (r_j = 0)."""
+    from modules.explainer.flow import PooledVelocity, flow_probs
+
+    v = PooledVelocity(4, 8, hidden=16)
+    H = torch.randn(1, 5, 8, generator=torch.Generator().manual_seed(0)).repeat(4, 1, 1)  # 4 equal prefixes
+    cond = (H, torch.ones(4, 5, dtype=torch.bool))
+    shared = flow_probs(v, cond, 4, 4, 0.3, 8, 4, torch.Generator().manual_seed(1), np.array([0, 0, 1, 1]))
+    assert torch.allclose(shared[0], shared[1]) and torch.allclose(shared[2], shared[3])
+    assert not torch.allclose(shared[0], shared[2])  # another explanation, other draws
+    own = flow_probs(v, cond, 4, 4, 0.3, 8, 4, torch.Generator().manual_seed(1))
+    assert not torch.allclose(own[0], own[1])
+
+
 def test_to_simplex():
     p = to_simplex(torch.tensor([[0.5, -0.1, 0.3, 0.2]]))
     assert p.sum() == pytest.approx(1.0) and (p > 0).all()

@@ -14,7 +14,9 @@ sampled with ``euler_sample``. Three conditionings (``make_velocity``):
 [reconstruction] the residual (flow token + attention output) before phi_Proj, no RoPE inside the
 cross-attention, m = ``flow_tokens``, and the Gaussian source centred on the simplex barycentre,
 z_0 ~ N(1/|A|, sigma^2 I), are ours; ``source="proxy"`` starts the flow at a proxy judgment instead
-(Theorem 1's reading: the proxy's noise is the forward process's noise), see ``denoise.py``.
+(Theorem 1's reading: the proxy's noise is the forward process's noise), see ``denoise.py``;
+``flow_probs(..., owner=)`` draws the source once per explanation (common random numbers, so
+r_j = p_hat_j - p_hat_{j-1} is not dominated by sampling noise; ``common_noise=false`` turns it off).
 """
 
 from __future__ import annotations

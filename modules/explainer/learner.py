@@ -22,8 +22,9 @@ never a training proxy), the training proxies, and the context alone. Learning c
 accuracies are taken every ``eval_every`` PPO steps.
 
 [reconstruction] the PPO details (GAE, clipping, KL to SFT, entropy bonus), p_hat as the mean of
-``reward_samples`` flow samples, and the Gaussian flow source N(1/|A|, (sigma_factor sigma_r)^2)
-are ours; ``reward``, ``conditioning``, ``rejection`` and ``arms`` are the pluggable choices.
+``reward_samples`` flow samples, the Gaussian flow source N(1/|A|, (sigma_factor sigma_r)^2) and
+common random numbers for the flow's p_hat of one explanation's prefixes are ours;
+``reward``, ``conditioning``, ``rejection``, ``common_noise`` and ``arms`` are the pluggable choices.
 
 Manual optimisation: one Adam per role (SFT models, PPO explainers, flows); the per-replica and
 per-arm losses are summed, so each network sees only its own gradient. DDP: data-parallel
