@@ -27,6 +27,16 @@ from experiments.decpomdp_diffusion.kalman import kalman_posterior
 from experiments.decpomdp_diffusion.linear_gaussian import build_system
 
 
+def agent_views(blocks: list[slice], history_dim: int) -> np.ndarray:
+    """0/1 masks [n_agents + 1, history_dim]: agent i sees its own ``blocks[i]``; the last row (centralized)
+    sees the whole joint history."""
+    views = np.zeros((len(blocks) + 1, history_dim))
+    for i, block in enumerate(blocks):
+        views[i, block] = 1.0
+    views[-1] = 1.0
+    return views
+
+
 class DecPOMDPTask(Task):
     offers: ClassVar[tuple[str, ...]] = ("decpomdp_reconstruction",)
 
@@ -96,6 +106,10 @@ class DecPOMDPTask(Task):
     def n_agents(self) -> int:
         return self.system.n_agents
 
+    @property
+    def state_dim(self) -> int:
+        return self.system.dim
+
     def history(self, sim: dict[str, np.ndarray]) -> np.ndarray:
         """Joint history features [n, history_dim] of simulated windows (layout in the module docstring)."""
         n = sim["actions"].shape[0]
@@ -107,11 +121,7 @@ class DecPOMDPTask(Task):
 
     def views(self) -> np.ndarray:
         """0/1 masks [n_agents + 1, history_dim]: agent i's view of the joint history; last = centralized."""
-        views = np.zeros((self.n_agents + 1, self.history_dim))
-        for i, block in enumerate(self.blocks):
-            views[i, block] = 1.0
-        views[-1] = 1.0
-        return views
+        return agent_views(self.blocks, self.history_dim)
 
     def train_batch(self, step: int, rank: int, size: int) -> dict[str, np.ndarray]:
         """Fresh simulator draws for one training step: final states [size, d], joint histories, and a

@@ -8,20 +8,12 @@ the denoising map (Tweedie at step ``k0``), the rank rule (``rank``/``rank_thres
 composite strategy (``composite``: ``fixed_point`` | ``round_robin``, ``modules/.../composite.py``)
 and the surrogate bound (``modules/.../fixed_points.py``).
 
-Training: agent i's DDPM ``eps_theta_i(x_k, k, enc(tau_i))`` minimises Ho et al.'s eq. 14 on fresh
-simulator draws of (final state, history); the centralized model, conditioned on the joint history,
-is the upper bound. All ``n + 1`` models are members of one :class:`modules.nets.Ensemble` trained by
-one batched call (independent parameters: a summed loss under Adam is independent training).
-Evaluation uses the EMA weights.
-
-Lightning: one ``training_step`` = one Adam step of every model on batch ``global_step``, drawn from
-the task's ``(seed, "train", step, rank)`` stream; the torch noise comes from a generator seeded by
-the same draw. So a resumed run sees exactly the batches an uninterrupted one would, and the
-checkpoint needs nothing but weights, EMA and optimizer state. DDP: one model per agent, every
-rank holds all of them (agents are not sharded over ranks) and draws its own batches; DDP averages
-gradients (data-parallel), so with W ranks each runs ``steps / W`` optimizer steps on W times the
-data per step; evaluation instances are sharded over ranks. After any number of steps
-(``trainer.max_steps=2`` too) ``test_step`` works.
+Training (:class:`modules.decpomdp_diffusion.ddpm.AgentDDPMs`, shared with the sensor-ring learner):
+agent i's DDPM ``eps_theta_i(x_k, k, enc(tau_i))`` and the centralized one, trained together on fresh
+simulator draws, one Adam step per ``training_step``, resumable exactly. DDP: every rank holds all
+models and draws its own batches, DDP averages gradients (data-parallel), so with W ranks each runs
+``steps / W`` optimizer steps on W times the data per step; evaluation instances are sharded over
+ranks. After any number of steps (``trainer.max_steps=2`` too) ``test_step`` works.
 
 ``test_step`` on one instance (``states_per_instance`` states, with exact Kalman posteriors):
 sample MSE of each agent's model, the centralized model and both composites; fixed points of every
@@ -42,8 +34,8 @@ import torch
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from experiments.decpomdp_diffusion.task import DecPOMDPTask
-from modules.base import AtlasModule
 from modules.decpomdp_diffusion.composite import FixedPoint, RoundRobin
+from modules.decpomdp_diffusion.ddpm import AgentDDPMs
 from modules.decpomdp_diffusion.fixed_points import (
     RankRule,
     deviation_bound,
@@ -51,17 +43,14 @@ from modules.decpomdp_diffusion.fixed_points import (
     jacobians,
     linear_surrogate,
 )
-from modules.decpomdp_diffusion.nets import EpsNet, member_forward, pack
-from modules.diffusion import EMA, DDPMSchedule, ancestral_sample, denoise, epsilon_loss
-from modules.nets import Ensemble
+from modules.diffusion import ancestral_sample, denoise
 
 M = "decpomdp_diffusion"
 
 
-class DecPOMDPDiffusion(AtlasModule):
+class DecPOMDPDiffusion(AgentDDPMs):
     needs = "decpomdp_reconstruction"
     models = ("none",)
-    stages = ("fit", "test")
 
     def __init__(
         self,
@@ -97,10 +86,7 @@ class DecPOMDPDiffusion(AtlasModule):
         if bad:
             raise ValueError(f"groups {bad} name agents outside 0..{task.n_agents - 1}")
         system, n = task.system, task.n_agents
-        self.schedule = DDPMSchedule(T, beta_start, beta_end)
-        self.net = Ensemble(lambda: EpsNet(system.dim, task.history_dim, hidden, layers), n + 1)
-        self.ema = EMA(self.net, ema_decay)
-        self.register_buffer("views", torch.tensor(task.views(), dtype=torch.float32), persistent=False)
+        self.build_models()
         self.strategies = {
             "round_robin": RoundRobin(),
             "fixed_point": FixedPoint(composite_k0, composite_rounds),
@@ -115,36 +101,7 @@ class DecPOMDPDiffusion(AtlasModule):
         self.joint_null = torch.tensor(system.unobservable_basis(list(range(n))), dtype=torch.float32)
         self.joint_range = torch.tensor(system.observable_projection(list(range(n))), dtype=torch.float32)
 
-    def train_dataloader(self):
-        return torch.utils.data.DataLoader(range(self.hparams.steps), batch_size=None)
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.net.parameters(), lr=self.hparams.lr)
-
-    # ---- training: one step of every model on the step's batch -----------------------------
-    def training_step(self, batch, batch_idx):
-        data = self.task.train_batch(self.global_step, self.global_rank, self.hparams.batch_size)
-        state = torch.tensor(data["state"], dtype=torch.float32, device=self.device)
-        history = torch.tensor(data["history"], dtype=torch.float32, device=self.device)
-        generator = torch.Generator().manual_seed(int(data["noise_seed"]))
-        views = self.views.unsqueeze(1) * history  # [n + 1, B, C]
-        loss = epsilon_loss(
-            lambda x_k, k: self.net(pack(x_k, k.float(), views)),
-            state.expand(len(views), -1, -1),
-            self.schedule,
-            generator,
-        )
-        self.log("train/loss", loss, prog_bar=True)
-        return loss
-
-    def optimizer_step(self, *args, **kwargs):
-        super().optimizer_step(*args, **kwargs)
-        self.ema.update_parameters(self.net)  # in the same step: a checkpoint never splits the two
-
     # ---- evaluation -------------------------------------------------------------------------
-    def eps(self, m: int, x: torch.Tensor, k: int, history: torch.Tensor) -> torch.Tensor:
-        return member_forward(self.ema.module, m, pack(x, k, history))
-
     def denoiser(self, m: int, history: torch.Tensor):
         """Agent m's denoising map F_m at k0, rows of ``x`` [..., d] paired with ``history`` [..., C]."""
         return lambda x: denoise(
@@ -169,7 +126,7 @@ class DecPOMDPDiffusion(AtlasModule):
             return self.eps(m, x, k, views[m])
 
         def all_eps(x, k):  # every model at once, x [n + 1, B, d]
-            return self.ema.module(pack(x, k, views))
+            return self.all_eps(x, k, views)
 
         out = {}
         # sample MSE of every model alone (agents, then centralized), one batched reverse process
