@@ -29,6 +29,9 @@ def test_report_runs_a_preset_on_its_seeds_reuses_runs_and_shows_verdicts(tmp_pa
     metrics.write_text(json.dumps(results))
     report.main(args)
     assert "**PARTIAL** 2/3" in (tmp_path / "out" / "reproduction.md").read_text()
+    (metrics.parent / "reproduce.json").unlink()  # a run launched by hand: its time is unknown
+    report.main(args)
+    assert "s, not recorded for seed 1)" in (tmp_path / "out" / "reproduction.md").read_text()
 
 
 def test_gpu_presets_are_listed_not_run_on_cpu(tmp_path):

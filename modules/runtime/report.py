@@ -109,6 +109,13 @@ def fmt(x) -> str:
     return f"{x:.4g}" if isinstance(x, (int, float)) else str(x)
 
 
+def wall_time(jobs: list[Job]) -> str:
+    """Summed wall time; a run launched by hand has no ``reproduce.json`` and no recorded time."""
+    unknown = [str(j.seed) for j in jobs if not np.isfinite(j.seconds)]
+    known = sum(j.seconds for j in jobs if np.isfinite(j.seconds))
+    return f"{known:.0f} s" + (f", not recorded for seed {', '.join(unknown)}" if unknown else "")
+
+
 def claim_rows(jobs: list[Job]) -> list[str]:
     done = [j for j in jobs if j.results]
     rows = []
@@ -123,8 +130,9 @@ def claim_rows(jobs: list[Job]) -> list[str]:
         thresholds = {fmt(c["threshold"]) for c in per_seed}
         passed = sum(c["passed"] for c in per_seed)
         mark = "PASS" if passed == len(jobs) else ("FAIL" if passed == 0 else "PARTIAL")
+        statement = claim["statement"].replace("|", r"\|")  # a pipe would end the table cell
         rows.append(
-            f"| `{claim['id']}` | {claim['statement']} | {claim.get('paper') or '–'} | {value} | "
+            f"| `{claim['id']}` | {statement} | {claim.get('paper') or '–'} | {value} | "
             f"`{claim['metric']}` {claim['op']} {' / '.join(sorted(thresholds))} | "
             f"**{mark}** {passed}/{len(jobs)} |"
         )
@@ -159,7 +167,7 @@ def write_report(groups: dict[str, list[Job]], out: Path, wall: dict[str, float]
             jobs = groups[preset]
             seeds = ", ".join(str(j.seed) for j in jobs)
             body += [
-                f"### `{preset}` (seeds {seeds}; {sum(j.seconds for j in jobs):.0f} s)",
+                f"### `{preset}` (seeds {seeds}; {wall_time(jobs)})",
                 "",
                 f"`python launch.py experiment={preset}`",
                 "",
@@ -239,7 +247,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(f"{j.preset:<40} seed {j.seed}: {status} ({j.seconds:.0f} s)", flush=True)
     wall = {
-        m: sum(j.seconds for j in jobs if method_of(j.preset) == m) for m in {method_of(p) for p in names}
+        m: np.nansum([j.seconds for j in jobs if method_of(j.preset) == m])
+        for m in {method_of(p) for p in names}
     }
     if (args.method or args.preset) and (args.out / "reproduction.md").exists():
         # a partial re-run: keep the other presets' sections from their own runs on disk
@@ -249,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
             if (args.runs / p).exists()
         } | groups
         wall = {
-            m: sum(j.seconds for g in groups.values() for j in g if method_of(j.preset) == m)
+            m: np.nansum([j.seconds for g in groups.values() for j in g if method_of(j.preset) == m])
             for m in {method_of(p) for p in groups}
         }
     write_report(groups, args.out, wall)
