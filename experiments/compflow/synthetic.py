@@ -43,6 +43,15 @@ def transitions(
     return Transitions(s, a, s2.astype(np.float32))
 
 
+def log_ratio(s: np.ndarray, a: np.ndarray, s2: np.ndarray, scale: float, sigma: float) -> np.ndarray:
+    """log P_tar(s2 | s, a) / P_src(s2 | s, a) [n], the quantity DARC's classifiers estimate; +-inf
+    where the Dirac kernels (sigma = 0) differ."""
+    f, g = mean_next(s, a), scale * shift(s, a)
+    if sigma == 0:
+        return np.where(np.linalg.norm(g, axis=1) > 0, -np.inf, 0.0)
+    return (((s2 - f) ** 2).sum(1) - ((s2 - f - g) ** 2).sum(1)) / (2 * sigma**2)
+
+
 def true_gap(s: np.ndarray, a: np.ndarray, scale: float) -> np.ndarray:
     """W(P_src(.|s,a), P_tar(.|s,a)) = c ||g(s, a)|| in closed form."""
     return scale * np.linalg.norm(shift(s, a), axis=1)

@@ -2,7 +2,8 @@
 
 * :class:`SyntheticGapTask` (offers ``transition_pairs``): the synthetic pair of
   ``experiments/compflow/synthetic.py`` on a grid of shift scales c x noise levels sigma x target
-  budgets N_tar x ``replicas``; instance i draws everything from ``self.rng(i, <stream>)``.
+  budgets N_tar x ``replicas``; the instances of replica r draw their data from ``self.rng(r,
+  <stream>)`` (common random numbers: settings are compared on the same draws).
 * :class:`MujocoGapTask` (offers ``transition_pairs``): a MuJoCo robot and its shifted copy, source
   and target data from behaviour rollouts, true gaps by stepping both simulators from the same state.
 * :class:`ShiftedRLTask` (offers ``shifted_dynamics_rl``): a source/target environment pair with an
@@ -10,7 +11,8 @@
   for learners that interact online with the target only; instances are evaluation episodes.
 
 Bad input fails before compute: an unknown robot or shift kind, a dataset whose manifest names
-another environment, an evaluation split larger than the source data.
+another environment or whose observation/action sizes are not the environment's, a D4RL source
+type without the folder of the user's D4RL files.
 """
 
 import itertools
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, FilePath, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import DirectoryPath, Field, FilePath, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from experiments.base import InstanceDataset, Task
 from experiments.compflow import datasets, mujoco_shift, pendulum, synthetic
@@ -56,14 +58,18 @@ class SyntheticGapTask(Task):
     def make(self, index: int) -> TransitionPair:
         scale, sigma, n_target, replica = self.grid[index]
         ds, da = self.ds, self.da
-        source = synthetic.transitions(self.n_source, ds, da, 0.0, sigma, self.rng(index, "source"))
-        target = synthetic.transitions(n_target, ds, da, scale, sigma, self.rng(index, "target"))
-        rng = self.rng(index, "eval")
+        # common random numbers: the settings of one replica share their (s, a) draws and unit noise,
+        # so across c / sigma / N_tar only the setting changes, not the data
+        source = synthetic.transitions(self.n_source, ds, da, 0.0, sigma, self.rng(replica, "source"))
+        target = synthetic.transitions(n_target, ds, da, scale, sigma, self.rng(replica, "target"))
+        rng = self.rng(replica, "eval")
         s, a = synthetic.sample_inputs(self.n_eval, ds, da, rng)
         mean = synthetic.target_mean(s, a, scale)
         s2 = (synthetic.mean_next(s, a) + sigma * rng.standard_normal(s.shape)).astype(np.float32)
         draws = mean[:, None] + sigma * rng.standard_normal((self.n_eval, self.draws, ds))
         labels = {"scale": scale, "sigma": sigma, "n_target": n_target, "replica": replica}
+        ratio = np.abs(synthetic.log_ratio(s, a, s2, scale, sigma))  # at the eval pairs' source s'
+        labels["true_tail99"] = np.percentile(ratio, 99) if sigma > 0 else np.nan  # sigma = 0: infinite
         return TransitionPair(
             source,
             target,
@@ -147,6 +153,10 @@ class ShiftedRLTask(Task):
         n_source: PositiveInt = 20000,
         behaviour_noise: NonNegativeFloat = 0.5,
         dataset: FilePath | None = None,
+        d4rl_dir: DirectoryPath | None = None,
+        source_type: Literal["generated", "random", "medium", "medium-replay", "medium-expert", "expert"] = (
+            "generated"
+        ),
         data_dir: str = ".cache/compflow",
         episodes: PositiveInt = 5,
     ):
@@ -165,14 +175,35 @@ class ShiftedRLTask(Task):
             "policy": "swing_up+noise" if env == "Pendulum-v1" else "uniform",
             "behaviour_noise": behaviour_noise,
         }
+        if (d4rl_dir is None) != (source_type == "generated"):
+            raise ValueError(
+                f"task.source_type={source_type} with task.d4rl_dir={d4rl_dir}: a D4RL source type needs "
+                "the folder of the user's D4RL files (they cannot be generated here), 'generated' needs none"
+            )
+        if d4rl_dir is not None:
+            dataset = Path(d4rl_dir) / f"{datasets.robot_name(env)}-{source_type}-v2.hdf5"
+            if not dataset.exists():
+                raise ValueError(f"task.d4rl_dir: no D4RL file {dataset.name} in {d4rl_dir}")
         self.path = (
             Path(dataset)
             if dataset
             else Path(data_dir) / f"{env}_src_n{n_source}_s{seed}_b{behaviour_noise}.npz"
         )
-        self.n_source = n_source
-        if dataset:
-            datasets.load(self.path, {"env": env, "source_physics": "unshifted"})  # fail now, not mid-run
+        self.n_source, self.user_data = n_source, dataset is not None
+        if self.user_data:
+            self.check(self.source_data())  # fail now, not mid-run
+
+    def check(self, data: dict) -> None:
+        """``ValueError`` unless a user's dataset has the environment's observation and action sizes."""
+        env = self.make_env("source")
+        want = {"observations": env.observation_space.shape, "actions": env.action_space.shape}
+        want["next_observations"] = want["observations"]
+        for key, shape in want.items():
+            if data[key].shape[1:] != shape:
+                raise ValueError(
+                    f"dataset {self.path} does not match {self.env}: {key} rows have shape "
+                    f"{data[key].shape[1:]}, the environment's are {shape}"
+                )
 
     def make_env(self, domain: Literal["source", "target"]):
         if self.env == "Pendulum-v1":
@@ -192,7 +223,11 @@ class ShiftedRLTask(Task):
         )
 
     def source_data(self) -> dict:
-        """The offline source dataset (D4RL keys; ``states`` too for MuJoCo, for its true gaps)."""
+        """The offline source dataset (D4RL keys; ``states`` too for generated MuJoCo data and D4RL
+        files with ``infos/qpos``, for its true gaps)."""
+        if self.user_data:
+            robot = datasets.robot_name(self.env)
+            return datasets.load(self.path, {"env": self.env, "source_physics": "unshifted", "robot": robot})
         record = None if self.env == "Pendulum-v1" else mujoco_shift.physics_state
         return datasets.cached(
             self.path,
@@ -213,6 +248,11 @@ class ShiftedRLTask(Task):
         if states is None:
             raise ValueError(f"the true gap of {self.env} needs the simulator states of the transitions")
         return mujoco_shift.true_gap(self.make_env("source"), self.make_env("target"), states, action)
+
+    def knows_source_gap(self, data: dict) -> bool:
+        """Whether ``true_gap`` can score the source rows of ``data`` (a user's MuJoCo file without
+        simulator states cannot be scored: its ground-truth diagnostics are left out)."""
+        return self.env == "Pendulum-v1" or "states" in data
 
     def episode_seed(self, index: int) -> int:
         return int(self.rng(index, "evaluation").integers(2**31))

@@ -33,7 +33,8 @@ class TransitionPair:
     [m, da] (``eval_s2``: a source next state there); ``shifted`` [m] marks the region where the
     dynamics differ; ``target_samples``
     [m, k, ds] (optional) are exact draws from P_tar(.|s,a) and ``target_mean`` [m, ds] its mean,
-    for scoring learned target flows. ``labels`` name the instance's setting (scale, sigma, ...).
+    for scoring learned target flows. ``labels`` name the instance's setting (scale, sigma, ...) and carry
+    per-instance ground-truth figures (``true_tail99``: the exact log-ratio tail, synthetic pair).
     """
 
     source: Transitions

@@ -47,9 +47,9 @@ class DomainClassifiers(nn.Module):
         for _ in range(steps):
             rows = [torch.randint(len(d[0]), (batch,), generator=generator) for d in (source, target)]
             s, a, s2 = (torch.cat([source[k][rows[0]], target[k][rows[1]]]) for k in range(3))
-            label = torch.cat([torch.zeros(batch), torch.ones(batch)])
             x = self.norm(torch.cat([s, a, s2], 1))
-            x = x + input_noise * torch.randn(x.shape, generator=generator)
+            label = torch.cat([torch.zeros(batch), torch.ones(batch)]).to(x)
+            x = x + input_noise * torch.randn(x.shape, generator=generator).to(x)
             loss = sum(
                 F.binary_cross_entropy_with_logits(net(inp)[:, 0], label)
                 for net, inp in ((self.sas, x), (self.sa, x[:, : self.sa_dims]))
@@ -62,4 +62,4 @@ class DomainClassifiers(nn.Module):
     def reward_correction(self, s, a, s2) -> np.ndarray:
         """dr(s, a, s') [n]; -dr is the DARC gap score."""
         sas, sa = self.logits(s, a, s2)
-        return (sas - sa).double().numpy()
+        return (sas - sa).double().cpu().numpy()

@@ -129,6 +129,8 @@ class GapEstimation(AtlasModule):
                 "darc_tail99": np.percentile(np.abs(dr), 99),
                 "darc_precision": filter_scores(-dr, true, hp.filter_percent)["precision"],
             }
+            if "true_tail99" in pair.labels:  # how close the classifiers come to the exact log-ratio tail
+                row["darc_tail_over_true"] = row["darc_tail99"] / pair.labels["true_tail99"]
         if "direct" in hp.baselines and pair.target_samples is not None:
             row |= self.generalisation(flow, target, pair, g, train)
         if index == 0:

@@ -36,12 +36,16 @@ Coupling = Literal["identity", "ot_conditioned", "ot_uncoupled"]
 @torch.no_grad()
 def init_from(module: nn.Module, generator: torch.Generator) -> nn.Module:
     """Re-draw every ``nn.Linear`` of ``module`` with PyTorch's default initialisation, from a named
-    stream (not the global RNG, which data loaders also draw from, so resumed runs stay exact)."""
+    stream (not the global RNG, which data loaders also draw from, so resumed runs stay exact);
+    drawn on the CPU generator, then copied to the module's device."""
     for layer in module.modules():
         if isinstance(layer, nn.Linear):
-            nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+            weight, bias = torch.empty(layer.weight.shape), torch.empty(layer.bias.shape)
+            nn.init.kaiming_uniform_(weight, a=math.sqrt(5), generator=generator)
             bound = 1 / math.sqrt(layer.in_features)
-            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+            nn.init.uniform_(bias, -bound, bound, generator=generator)
+            layer.weight.copy_(weight)
+            layer.bias.copy_(bias)
     return module
 
 
@@ -167,7 +171,7 @@ class CompositeFlow(nn.Module):
 
     def source_sample(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """One draw of psi_src(z; s, a) per row, raw units [n, ds]."""
-        z = torch.randn(len(cond), self.dims[0], generator=generator)
+        z = torch.randn(len(cond), self.dims[0], generator=generator).to(cond)
         return self.source.transport(z, cond)
 
     def fit_source(self, s, a, s2, generator: torch.Generator, **kw) -> list[float]:
@@ -177,7 +181,7 @@ class CompositeFlow(nn.Module):
         cond, x1 = self.condition(s, a), self.source.out(s2)
         return fit(
             self.source,
-            lambda rows: torch.randn(len(rows), self.dims[0], generator=generator),
+            lambda rows: torch.randn(len(rows), self.dims[0], generator=generator).to(x1),
             x1,
             cond,
             generator=generator,
@@ -201,7 +205,7 @@ class CompositeFlow(nn.Module):
         if start == "gaussian":
 
             def x0(rows):
-                return torch.randn(len(rows), self.dims[0], generator=generator)
+                return torch.randn(len(rows), self.dims[0], generator=generator).to(x1)
         else:
 
             def x0(rows):
@@ -216,7 +220,7 @@ class CompositeFlow(nn.Module):
         """``n`` draws of the learned P_tar(. | s, a): [m, n, ds]."""
         cond = self.condition(s, a).repeat_interleave(n, 0)  # [m n, ds + da]
         if start == "gaussian":
-            x0 = torch.randn(len(cond), self.dims[0], generator=generator)
+            x0 = torch.randn(len(cond), self.dims[0], generator=generator).to(cond)
         else:
             x0 = self.target.out(self.source_sample(cond, generator))
         draws = self.target.transport(x0, cond).reshape(len(s), n, -1)
@@ -236,5 +240,5 @@ class CompositeFlow(nn.Module):
             x_tar = self.target.transport(self.target.out(x_src), cond)
             dist = (x_tar - x_src).norm(dim=1).reshape(-1, n_samples)  # [c, K]
             out.append(torch.stack([dist.mean(1), dist.pow(2).mean(1).sqrt()], 1))
-        both = torch.cat(out).double().numpy()
+        both = torch.cat(out).double().cpu().numpy()
         return both[:, 0], both[:, 1]

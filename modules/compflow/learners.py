@@ -67,10 +67,6 @@ class AgentSpec(BaseModel):
     bonus: NonNegativeFloat = 0.0  # lambda of r + lambda gap(s, a) (wgap only)
 
 
-def as_tensor(x) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(x), dtype=torch.float32)
-
-
 class ShiftedDynamicsLearner(AtlasModule):
     needs = "shifted_dynamics_rl"
     models = ("none",)
@@ -128,6 +124,7 @@ class ShiftedDynamicsLearner(AtlasModule):
             "d": data["terminals"].astype(np.float32),
         }
         self.source_states = data.get("states")
+        self.source_gap_known = task.knows_source_gap(data)
         ds, da = self.source["s"].shape[1], self.source["a"].shape[1]
         self.specs = [(f"{s.name}/{r}", s) for s in specs for r in range(replicas)]
 
@@ -178,6 +175,10 @@ class ShiftedDynamicsLearner(AtlasModule):
             [p for a in self.agents.values() for p in a.parameters() if p.requires_grad], lr=self.hparams.lr
         )
 
+    def tensor(self, x) -> torch.Tensor:
+        """float32 tensor on the module's device (numpy state stays on the CPU)."""
+        return torch.as_tensor(np.asarray(x), dtype=torch.float32, device=self.device)
+
     def net(self, modules: nn.ModuleDict, key: str):
         return modules[key.replace("/", "_")]
 
@@ -188,9 +189,11 @@ class ShiftedDynamicsLearner(AtlasModule):
             action = rng.uniform(-1, 1, self.source["a"].shape[1])
         else:
             with torch.no_grad():
-                action = agent.actor(as_tensor(runner.obs[None]), self.torch_generator(f"{key}/act"))[0][
-                    0
-                ].numpy()
+                action = (
+                    agent.actor(self.tensor(runner.obs[None]), self.torch_generator(f"{key}/act"))[0][0]
+                    .cpu()
+                    .numpy()
+                )
         row = runner.step(action, rng, self.step)
         row["gap"] = np.float32(self.row_gap(key, row))
         self.buffers[key].add(**{k: np.asarray(v)[None] for k, v in row.items()})
@@ -199,8 +202,8 @@ class ShiftedDynamicsLearner(AtlasModule):
         if key not in self.gaps or key.replace("/", "_") not in self.flows:
             return 0.0
         gap, _ = self.net(self.flows, key).gap(
-            as_tensor(row["s"][None]),
-            as_tensor(row["a"][None]),
+            self.tensor(row["s"][None]),
+            self.tensor(row["a"][None]),
             self.hparams.n_samples,
             self.torch_generator(f"{key}/gap"),
         )
@@ -212,9 +215,9 @@ class ShiftedDynamicsLearner(AtlasModule):
         if keys:
             first = self.net(self.flows, keys[0])
             first.fit_source(
-                as_tensor(self.source["s"]),
-                as_tensor(self.source["a"]),
-                as_tensor(self.source["s2"]),
+                self.tensor(self.source["s"]),
+                self.tensor(self.source["a"]),
+                self.tensor(self.source["s2"]),
                 self.torch_generator("source_flow"),
                 steps=hp.source_flow_steps,
                 batch=hp.flow_batch,
@@ -228,8 +231,8 @@ class ShiftedDynamicsLearner(AtlasModule):
         """Refit the agent's gap model from scratch on its target buffer; recache every gap."""
         hp, buf, g = self.hparams, self.buffers[key].data, self.torch_generator(f"{key}/gap")
         n = len(self.buffers[key])
-        tar = [as_tensor(buf[k][:n]) for k in ("s", "a", "s2")]
-        src = [as_tensor(self.source[k]) for k in ("s", "a", "s2")]
+        tar = [self.tensor(buf[k][:n]) for k in ("s", "a", "s2")]
+        src = [self.tensor(self.source[k]) for k in ("s", "a", "s2")]
         if spec.filter == "wgap":
             flow = self.net(self.flows, key)
             flow.fit_target(
@@ -267,8 +270,8 @@ class ShiftedDynamicsLearner(AtlasModule):
                 src["r"] = src["r"] + bonus * self.gaps[key][idx]
             rows = {k: np.concatenate([src[k], rows[k]]) for k in rows}
             bc = np.concatenate([np.ones(len(idx), bool), bc])
-        out = {k: as_tensor(v) for k, v in rows.items()}
-        out["bc"] = torch.as_tensor(bc)
+        out = {k: self.tensor(v) for k, v in rows.items()}
+        out["bc"] = torch.as_tensor(bc, device=self.device)
         return out
 
     def training_step(self, step, batch_idx):
@@ -344,18 +347,19 @@ class ShiftedDynamicsLearner(AtlasModule):
         hp, n = self.hparams, len(self.source["s"])
         rows = np.random.default_rng(0).choice(n, min(n, hp.diagnostic_rows), replace=False)
         states = None if self.source_states is None else self.source_states[rows]
-        true = self.task.true_gap(self.source["s"][rows], self.source["a"][rows] * self.high, states)
+        if self.source_gap_known:
+            true = self.task.true_gap(self.source["s"][rows], self.source["a"][rows] * self.high, states)
         collected = {}
         for key, _ in self.specs:
             buf, m = self.buffers[key].data, len(self.buffers[key])
             live = slice(min(hp.warmup, m - 1), m)  # the agent's own choices, not the random warmup
-            x = buf["x"][live] if states is not None else None
+            x = buf["x"][live]  # simulator states (MuJoCo's true gap steps both simulators from them)
             collected[key] = self.task.true_gap(buf["s"][live], buf["a"][live] * self.high, x)
         top_quartile = np.quantile(np.concatenate(list(collected.values())), 0.75)  # pooled over agents
         out = {}
         for key, _ in self.specs:
             out[f"{key}/top_quartile_share"] = float(np.mean(collected[key] >= top_quartile))
-            if key in self.gaps:
+            if key in self.gaps and self.source_gap_known:
                 est = self.gaps[key][rows]
                 scores = filter_scores(est, true, hp.filter_percent)
                 out |= {
@@ -373,7 +377,7 @@ class ShiftedDynamicsLearner(AtlasModule):
         for key, _ in self.specs:
             actor = self.net(self.agents, key).actor
             returns[f"{key}/return"] = evaluate(
-                env, lambda o, actor=actor: actor(as_tensor(o), deterministic=True)[0].numpy(), seed
+                env, lambda o, actor=actor: actor(self.tensor(o), deterministic=True)[0].cpu().numpy(), seed
             )
         self.record(index, **returns, **self.diagnostics)
 

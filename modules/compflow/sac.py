@@ -34,9 +34,9 @@ class Actor(nn.Module):
         """(action in [-1, 1] [n, da], log pi(action | s) [n])."""
         mean, log_std = self.net(s).chunk(2, dim=-1)
         if deterministic:
-            return torch.tanh(mean), torch.zeros(len(s))
+            return torch.tanh(mean), torch.zeros(len(s), device=s.device)
         std = log_std.clamp(*LOG_STD).exp()
-        u = mean + std * torch.randn(mean.shape, generator=generator)
+        u = mean + std * torch.randn(mean.shape, generator=generator).to(mean)  # CPU stream, any device
         log_prob = torch.distributions.Normal(mean, std).log_prob(u) - 2 * (
             torch.log(torch.tensor(2.0)) - u - F.softplus(-2 * u)
         )
@@ -80,7 +80,7 @@ class SACAgent(nn.Module):
         if bc_weight is not None:
             actor = bc_weight / q_pi.abs().mean().detach().clamp_min(1e-6) * actor
             bc = batch["bc"]
-            out["bc"] = F.mse_loss(pi[bc], a[bc]) if bc.any() else torch.zeros(())
+            out["bc"] = F.mse_loss(pi[bc], a[bc]) if bc.any() else torch.zeros((), device=s.device)
             actor = actor + out["bc"]
         out["actor"] = actor
         out["loss"] = critic + actor
