@@ -265,7 +265,8 @@ def test_help_is_fast_and_does_not_import_lightning():
 
 
 def test_wandb_resumed_run_continues_the_same_run(tmp_path):
-    cli(*FAST, "logger=wandb", f"hydra.run.dir={tmp_path}")
+    first = cli(*FAST, "logger=wandb", f"hydra.run.dir={tmp_path}")
+    assert "wandb:" not in first.stdout + first.stderr  # a quiet run: no W&B banner or warning
     first_id = (tmp_path / "wandb_id").read_text()
     cli(*FAST, "logger=wandb", f"hydra.run.dir={tmp_path}")
     assert (tmp_path / "wandb_id").read_text() == first_id

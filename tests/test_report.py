@@ -29,3 +29,11 @@ def test_report_runs_a_preset_on_its_seeds_reuses_runs_and_shows_verdicts(tmp_pa
     metrics.write_text(json.dumps(results))
     report.main(args)
     assert "**PARTIAL** 2/3" in (tmp_path / "out" / "reproduction.md").read_text()
+
+
+def test_gpu_presets_are_listed_not_run_on_cpu(tmp_path):
+    assert report.needs_gpu("contracts_coin_7x7") and not report.needs_gpu("contracts_meta_spe")
+    report.main(["--method", "contracts", "--collect-only", "--runs", str(tmp_path), "--out", str(tmp_path)])
+    text = (tmp_path / "reproduction.md").read_text()
+    assert "GPU presets, not run on CPU: `contracts_coin_7x7`." in text
+    assert "### `contracts_coin_7x7`" not in text and "### `contracts_meta_spe`" in text

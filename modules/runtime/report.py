@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ROOT / "conf" / "experiment"
@@ -51,6 +51,15 @@ def method_of(preset: str) -> str:
 def presets(method: str | None) -> list[str]:
     names = sorted(p.stem for p in PRESETS.glob("*.yaml") if p.stem != "default")
     return [n for n in names if method in (None, method_of(n))]
+
+
+def needs_gpu(preset: str) -> bool:
+    """A preset pinned to an accelerator (``override /hardware: gpu``, a paper-scale run): not run on CPU."""
+    for entry in OmegaConf.load(PRESETS / f"{preset}.yaml").get("defaults", []):
+        if isinstance(entry, DictConfig) and "override /hardware" in entry:
+            hardware = OmegaConf.load(ROOT / "conf" / "hardware" / f"{entry['override /hardware']}.yaml")
+            return OmegaConf.select(hardware, "trainer.accelerator") == "gpu"
+    return False
 
 
 def seeds_of(preset: str) -> list[int]:
@@ -182,8 +191,12 @@ def write_report(groups: dict[str, list[Job]], out: Path, wall: dict[str, float]
                 shutil.copyfile(png, target)
                 body += [f"![{preset}: {png.stem}](plots/{preset}/{png.name})", ""]
         missing = [p for p in presets(method) if p not in groups]
-        if missing:
-            body += [f"Not run for this report: {', '.join(f'`{p}`' for p in missing)}.", ""]
+        for label, listed in (
+            ("GPU presets, not run on CPU", [p for p in missing if needs_gpu(p)]),
+            ("Not run for this report", [p for p in missing if not needs_gpu(p)]),
+        ):
+            if listed:
+                body += [f"{label}: {', '.join(f'`{p}`' for p in listed)}.", ""]
         lines.append(f"| [{method}](#{method}) | {len(names)} | {n_pass}/{n_claims} | {wall[method]:.0f} |")
         sections += body
     out.mkdir(parents=True, exist_ok=True)
@@ -205,12 +218,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.method and args.method not in methods():
         parser.error(f"--method {args.method!r}: choose one of {', '.join(methods())}")
-    names = presets(args.method)
+    names = [n for n in presets(args.method) if not needs_gpu(n)]
     if args.preset:
         unknown = sorted(set(args.preset) - set(presets(None)))
         if unknown:
             parser.error(f"--preset {', '.join(unknown)}: no such conf/experiment preset")
-        names = [n for n in args.preset if n in names]  # in the order given
+        names = [n for n in args.preset if n in presets(args.method)]  # in the order given
     if args.fresh:
         for name in names:
             shutil.rmtree(args.runs / name, ignore_errors=True)

@@ -47,6 +47,8 @@ def build_logger(cfg: DictConfig, run_dir: Path) -> Logger | bool:
                 extra = {"id": id_file.read_text().strip(), "resume": "allow"}
         logger = safe_instantiate(cfg.logger, save_dir=str(run_dir), **extra)
         if isinstance(logger, WandbLogger):  # start the run now, so a failure surfaces here
+            # Lightning 2.6 always passes `anonymous`, which W&B deprecated (one warning per run)
+            logger._wandb_init.pop("anonymous", None)
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
             if trainer_rank() == 0:
                 id_file.write_text(logger.experiment.id)
