@@ -26,8 +26,9 @@ def test_token_task_ground_truth_by_construction():
     is_kw = torch.isin(b.ids["pers"][:, ctx], torch.tensor(tk.KEYWORDS))
     assert is_kw.any(1).all() and not torch.isin(b.ids["mention"][:, ctx], torch.tensor(tk.KEYWORDS)).any()
     assert (b.mentions.sum(1) == 1).all()
-    target_tok = b.ids["pers"][torch.arange(32)[:, None], b.option_pos].gather(1, b.target[:, None])[:, 0]
+    target_tok = b.ids["pers"][torch.arange(32)[:, None], b.value_pos].gather(1, b.target[:, None])[:, 0]
     assert torch.equal(b.ids["pers"][b.mentions], target_tok)  # mention = the target value
+    assert torch.equal(b.ids["pers"].gather(1, b.option_pos), b.answer_ids)  # key tokens = readout (labels)
     ids, answer = tk.training_batch(spec, np.random.default_rng(1), 64)
     assert ids.shape == (64, tk.LENGTH) and torch.isin(answer, torch.tensor(tk.LABELS)).all()
 
@@ -141,3 +142,29 @@ def test_attribution_ranking_runs_under_inference_mode():
     with torch.inference_mode():
         m = Analysis(hooked, items, cfg).run().metrics
     assert m["too_few"] == 0 and (m["decision_layer"], m["decision_head"]) == (2, 0)
+
+
+def test_rank1_fit_recovers_a_shared_key_direction_across_query_heads():
+    """GQA: logits b_g + (x.u_g)(x~_j.r) of 3 query heads sharing keys: r recovered, CV error small."""
+    from types import SimpleNamespace
+
+    from modules.persuasion.analysis import Analysis
+
+    g = torch.Generator().manual_seed(0)
+    n, D, G = 40, 6, 3
+    u, r = (
+        torch.randn(G, D, generator=g, dtype=torch.float64),
+        torch.randn(D, generator=g, dtype=torch.float64),
+    )
+    XQ = torch.randn(G * n, D, generator=g, dtype=torch.float64)
+    XQ = XQ[torch.arange(G * n) % n]  # every head reads the same query input of an item
+    XK = torch.randn(n, 4, D, generator=g, dtype=torch.float64).repeat(G, 1, 1)
+    group = torch.arange(G).repeat_interleave(n)
+    S = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)[group, None] + (XQ * u[group]).sum(1)[:, None] * (
+        (XK - XK.reshape(-1, D).mean(0)) @ r
+    )
+    fake = SimpleNamespace(cfg=AnalysisConfig(ridge=1e-9, folds=4), C=torch.arange(n), gen=g)
+    _, r_fit, _, _ = Analysis.fit_rank1(fake, S, XQ, XK, group)
+    assert torch.nn.functional.cosine_similarity(r_fit, r, dim=0).abs() > 0.999
+    fake.fit_rank1 = lambda *a: Analysis.fit_rank1(fake, *a)
+    assert Analysis.rank1_cv(fake, S, XQ, XK, group) < 1e-2  # folds centre keys on their own mean

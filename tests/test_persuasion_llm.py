@@ -23,10 +23,15 @@ def test_prompts_align_every_arm_and_find_the_mentions():
     opt = batch.ids["pers"].gather(1, batch.option_pos)
     assert (opt == batch.answer_ids).all()  # the options list holds the readout tokens
     assert batch.mentions.any(1).float().mean() > 0.8  # the passage names the target
+    assert (batch.bare_mask.sum(1) < batch.mask.sum(1)).all()  # the padding control drops the padding only
+    assert (batch.bare_ids[:, -5:] == batch.ids["clean"][:, -5:]).all()
+    assert batch.ids["clean"][batch.mask.bool()][0] != tok.bos_token_id  # SmolLM2: raw text, no <|im_start|>
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", ["persuasion_smollm2", "persuasion_geo"])
+@pytest.mark.parametrize(
+    "experiment", ["persuasion_smollm2", "persuasion_geo", "persuasion_gemma", "persuasion_geo_gemma"]
+)
 def test_llm_presets(tmp_path, experiment):
     results = run_launch([f"experiment={experiment}", *QUIET], tmp_path)
     assert_claims_pass(results)

@@ -18,12 +18,15 @@ ARMS = ("clean", "pers", "mention", "keyword", "truthful")  # padding, persuasio
 class ItemBatch:
     ids: dict[str, Tensor]  # arm -> [N, T] token ids (left-padded to a common T)
     mask: Tensor  # [N, T] 1 = real token
-    option_pos: Tensor  # [N, 4] position of each option's key token in the options list
+    option_pos: Tensor  # [N, 4] position of each option's key token (the readout token) in the options list
     answer_ids: Tensor  # [N, 4] the token that answers each option at the last position
     correct: Tensor  # [N] index of the correct option
     target: Tensor  # [N] index of the persuasion target
     mentions: Tensor  # [N, T] bool: target mentions inside the persuasion span
     bias: Tensor | None = None  # [T, T] additive attention bias of every layer (route forcing)
+    value_pos: Tensor | None = None  # [N, 4] each option's value token, where it is not the key token
+    bare_ids: Tensor | None = None  # [N, T] the prompt with an empty context field (padding control;
+    bare_mask: Tensor | None = None  # [N, T]  not position-aligned with the arms, behaviour only)
 
     def __len__(self) -> int:
         return self.mask.shape[0]

@@ -2,7 +2,7 @@
 
 Prompt (cloze readout, context BEFORE the options as in the paper's Appendix A template):
 
-    <bos>{frame}{context}{padding}
+    [<bos>]{frame}{context}{padding}         (<bos> where the tokenizer puts it on plain text)
     Question: {question}
     Options: {o1}, {o2}, {o3} or {o4}.
     Answer: {stem}                           -> first token of " {o_k}"
@@ -12,7 +12,9 @@ GEO-style ranking metadata, citation count and quotation marks (Aggarwal et al.,
 Engine Optimization: the passage arrives as retrieved context). Arms: clean = filler padding only;
 pers = the passage; mention = the target named neutrally; keyword = the passage with the target
 replaced by "it"; truthful = the passage with the target replaced by the correct answer. Each arm's
-context is padded with the filler token to the longest arm, so all arms share positions.
+context is padded with the filler token to the longest arm, so all arms share positions. The
+padding control is the same prompt with an empty context field (``bare_ids``): padding must not
+move the clean answers.
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ def tokenize(
         return tokenizer(text, add_special_tokens=False)["input_ids"]
 
     fill = ids(filler)[-1]
-    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    # raw text, as the tokenizer encodes it: Gemma's adds <bos>; SmolLM2's BOS is the chat-turn opener
+    # <|im_start|>, which its tokenizer leaves out of plain text (a prompt opening with it reads as a turn)
+    plain = tokenizer("x")["input_ids"]
+    bos = plain[:1] if tokenizer.bos_token_id is not None and plain[0] == tokenizer.bos_token_id else []
     head, tail = FRAMES[frame]
     rows, skipped = [], 0
     for item, passage in zip(items, passages):
@@ -96,7 +101,7 @@ def tokenize(
         mention = (
             [False] * len(prefix) + ctx["pers"][1] + [False] * (width - len(ctx["pers"][1]) + len(suffix))
         )
-        rows.append((seqs, option_pos, answers, item.correct, item.target, mention))
+        rows.append((seqs, option_pos, answers, item.correct, item.target, mention, prefix + suffix))
     if not rows:
         raise ValueError("no item left: every item has options sharing a first token")
     T = max(len(r[0]["clean"]) for r in rows)
@@ -114,5 +119,7 @@ def tokenize(
         correct=torch.tensor([r[3] for r in rows]),
         target=torch.tensor([r[4] for r in rows]),
         mentions=torch.tensor([left(r[5], False) for r in rows]),
+        bare_ids=torch.tensor([left(r[6], pad) for r in rows]),
+        bare_mask=torch.tensor([left([1] * len(r[6]), 0) for r in rows]),
     )
     return batch, skipped

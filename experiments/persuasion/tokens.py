@@ -103,7 +103,8 @@ def batch(spec: TokenTaskSpec, rng: np.random.Generator, n: int, route_forcing: 
     return ItemBatch(
         ids=ids,
         mask=torch.ones(n, LENGTH, dtype=torch.long),
-        option_pos=torch.tensor(np.tile(OPTION_POS, (n, 1))),
+        option_pos=torch.tensor(np.tile(OPTION_POS + (spec.readout == "label"), (n, 1))),  # v_k or N_k
+        value_pos=torch.tensor(np.tile(OPTION_POS, (n, 1))),
         answer_ids=torch.tensor(np.stack([it["answers"] for it in items])),
         correct=torch.tensor([it["correct"] for it in items]),
         target=torch.tensor([it["target"] for it in items]),

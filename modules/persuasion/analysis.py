@@ -4,10 +4,12 @@
 Given paired items (:class:`experiments.persuasion.items.ItemBatch`), with p = the softmax over the
 four options' answer tokens at the last position:
 
-1. behaviour: clean accuracy, persuasion success on clean-correct items, the control arms;
+1. behaviour: clean accuracy, persuasion success on clean-correct items, the control arms, and the
+   padding control (share of answers that move when the empty context field is padded);
 2. restoration patching (Eq. 2): R(c) = E_i[p_correct(pers; c <- clean) - p_correct(pers)] on the
    flipped items, patching head c at the last position; heads are ranked exactly, or first by
-   attribution patching (gradient x (z_clean - z_pers), ``candidates``) when there are many;
+   attribution patching (gradient x (z_clean - z_pers), ``candidates``) when there are many; under
+   GQA also R of all query heads of d's KV group patched jointly;
 3. the decision head d = argmax R: pattern-only patching (QK) vs full output (QK+OV), the attended
    option, and the OV copy test (one-hot attention on option j -> the model answers j);
 4. geometry of d's write at the last position: PCA, clusters by answer, the discrete-jump statistic
@@ -15,9 +17,11 @@ four options' answer tokens at the last position:
    from the copy test;
 5. the rank-one routing feature (Eq. 3, parametrization reconstructed): post-RoPE logits
    s_ij = q_i . k_ij * scale ~ b0 + (x_i . u)(x~_ij . r) on d's normed inputs (x~: centred option
-   keys), alternating ridge least squares, k-fold CV error; steering +alpha sigma r^ at the target
-   option; removal of the r-signal at the option tokens (``removal``: set each projection to the
-   clean run's value, or project r out); a random direction as control;
+   keys), alternating ridge least squares, k-fold CV error; under GQA also one r shared by all query
+   heads of d's KV group (per-head u and b0: the keys, hence r, are the group's); steering
+   +alpha sigma r^ at the target option; removal of the r-signal at the option tokens
+   (``removal``: set each projection to the clean run's value, or project r out); a random
+   direction as control;
 6. upstream heads: each earlier head's clean output patched into the persuaded run, effect on
    x_target . r^ at d's layer; the selected heads' attention to the target mentions, their
    joint ablation, and the r-shift left when the keyword or the mention is removed.
@@ -46,6 +50,8 @@ METRICS = (
     "too_few",
     "n_items",
     "clean_acc",
+    "bare_acc",
+    "pad_change",
     "n_clean_correct",
     "pers_success",
     "pers_flip",
@@ -67,6 +73,7 @@ METRICS = (
     "repair_random_joint",
     "R_random_mean",
     "R_top1_all_positions",
+    "R_kv_group",
     "repair_full",
     "repair_pattern",
     "R_pattern",
@@ -84,6 +91,8 @@ METRICS = (
     "vertex_offset_clean",
     "vertex_distance_ratio",
     "rank1_cv_error",
+    "rank1_cv_error_kv_group",
+    "r_kv_group_cosine",
     "steer_flip",
     "steer_monotone",
     "steer_flip_random",
@@ -199,6 +208,15 @@ class Analysis:
         self.C = every[p_clean.argmax(1) == it.correct]
         m["n_items"], m["clean_acc"] = len(it), float((p_clean.argmax(1) == it.correct).float().mean())
         m["n_clean_correct"] = len(self.C)
+        if it.bare_ids is not None:  # padding control: the same prompt with an empty context field
+            p_bare = torch.cat(
+                [
+                    self.probs(self.h.run(it.bare_ids[c], it.bare_mask[c], logits_to_keep=1).logits, c)
+                    for c in every.split(self.cfg.batch_size)
+                ]
+            )
+            m["bare_acc"] = float((p_bare.argmax(1) == it.correct).float().mean())
+            m["pad_change"] = float((p_bare.argmax(1) != p_clean.argmax(1)).float().mean())
         if len(self.C) == 0:
             raise TooFew("no item is answered correctly without persuasion")
         self.p = {"clean": p_clean[self.C]}
@@ -271,6 +289,9 @@ class Analysis:
         m["repair_random_joint"] = self.repair(rand, "z")
         m["R_random_mean"] = float(np.mean(self.single_R(rand)))
         m["R_top1_all_positions"] = float(self.single_R([self.d], where=None)[0])
+        group = [(self.d[0], k) for k in range(h.n_heads) if h.kv_group(k) == h.kv_group(self.d[1])]
+        p = self.patched_probs(group, "z")  # GQA: every query head sharing d's keys/values, jointly
+        m["R_kv_group"] = float((p.gather(1, it.correct[F, None])[:, 0] - p_pers).mean())
 
     def attribution(self, rows: Tensor, clean: dict) -> Tensor:
         """Attribution patching: sum over d_head of (z_clean - z_pers) dp_correct/dz at the last position."""
@@ -308,8 +329,8 @@ class Analysis:
             return [HeadPatch(layer, k, local, source[layer][rows, :, k], where) for layer, k in heads]
         return [HeadPatch(layer, k, local, source[layer][rows, k], where) for layer, k in heads]
 
-    def repair(self, heads, kind, source=None, where_last=True) -> float:
-        """Share of flipped items whose answer returns to the correct option when ``heads`` are patched."""
+    def patched_probs(self, heads, kind, source=None, where_last=True) -> Tensor:
+        """Option probabilities of the flipped items' persuaded runs, ``heads`` patched jointly: [f, 4]."""
         source = self.clean_z if source is None else source
         key = "patch_z" if kind == "z" else "patch_pattern"
         idx = torch.arange(len(self.F))
@@ -321,7 +342,11 @@ class Analysis:
                 )
             }
 
-        p = self.option_probs("pers", self.F, make=make)
+        return self.option_probs("pers", self.F, make=make)
+
+    def repair(self, heads, kind, source=None, where_last=True) -> float:
+        """Share of flipped items whose answer returns to the correct option when ``heads`` are patched."""
+        p = self.patched_probs(heads, kind, source, where_last)
         return float((p.argmax(1) == self.items.correct[self.F]).float().mean())
 
     def single_R(self, heads, where="last") -> list[float]:
@@ -456,59 +481,85 @@ class Analysis:
         )
 
     # ---- 5. the rank-one routing feature ----------------------------------------------------
-    def logits_and_features(self):
-        """Post-RoPE logits of d from the last position to the option tokens, and d's normed inputs."""
-        (L, H), opt = self.d, self.items.option_pos[self.C]
+    def logits_and_features(self, heads: list[int]):
+        """Post-RoPE logits of the query ``heads`` of d's layer from the last position to the option tokens
+        (their KV group's keys), with the layer's normed inputs; rows ordered (head, arm, item)."""
+        L, opt = self.d[0], self.items.option_pos[self.C]
         scale = self.h.layers[L].self_attn.scaling
-        kv, n = self.h.kv_group(H), len(self.C)
+        n = len(self.C)
         S, XQ, XK = [], [], []
-        for arm in ("clean", "pers"):
-            c = self.cache[arm]
-            q = c["q"][L][:, H, -1]  # [n, d]
-            k = c["k"][L][torch.arange(n)[:, None], kv, opt]  # [n, 4, d]
-            S.append((k @ q[:, :, None])[..., 0] * scale)  # [n, 4]
-            XQ.append(c["normed"][L][:, -1])
-            XK.append(c["normed"][L][torch.arange(n)[:, None], opt])  # [n, 4, D]
-        return torch.cat(S).double(), torch.cat(XQ).double(), torch.cat(XK).double()
+        for H in heads:
+            for arm in ("clean", "pers"):
+                c = self.cache[arm]
+                q = c["q"][L][:, H, -1]  # [n, d]
+                k = c["k"][L][torch.arange(n)[:, None], self.h.kv_group(H), opt]  # [n, 4, d]
+                S.append((k @ q[:, :, None])[..., 0] * scale)  # [n, 4]
+                XQ.append(c["normed"][L][:, -1])
+                XK.append(c["normed"][L][torch.arange(n)[:, None], opt])  # [n, 4, D]
+        group = torch.arange(len(heads)).repeat_interleave(2 * n)  # the query head of each row
+        return torch.cat(S).double(), torch.cat(XQ).double(), torch.cat(XK).double(), group
 
-    def fit_rank1(self, S, XQ, XK, iters: int = 30):
-        """argmin sum (s_ij - b0 - (xq_i.u)(xk~_ij.r))^2 by alternating ridge least squares."""
-        mean_k = XK.reshape(-1, XK.shape[-1]).mean(0)
+    def fit_rank1(self, S, XQ, XK, group, iters: int = 30):
+        """argmin sum (s_ij - b_g - (xq_i.u_g)(xk~_ij.r))^2 by alternating ridge least squares: one key
+        direction r shared by the rows' query heads g (a GQA group shares its keys), a query direction
+        u_g and offset b_g per head. Returns (u [G, D], r [D], b [G], key mean)."""
+        G, D = int(group.max()) + 1, XK.shape[-1]
+        mean_k = XK.reshape(-1, D).mean(0)
         Xk = XK - mean_k
+        E = torch.nn.functional.one_hot(group, G).to(S.dtype)  # [m, G] per-head offsets
+        E4 = E[:, None].expand(-1, 4, -1).reshape(-1, G)  # [m * 4, G]
 
-        def ridge(A, y):
-            A1 = torch.cat([A, torch.ones(len(A), 1, dtype=A.dtype)], 1)
+        def ridge(A, y, E):
+            A1 = torch.cat([A, E], 1)
             lam = self.cfg.ridge * (A1 * A1).sum() / A1.shape[1]
             reg = lam * torch.eye(A1.shape[1], dtype=A.dtype)
-            reg[-1, -1] = 0
+            reg[D:, D:] = 0  # offsets unpenalised
             sol = torch.linalg.solve(A1.T @ A1 + reg, A1.T @ y)
-            return sol[:-1], sol[-1]
+            return sol[:D], sol[D:]
 
-        r, b0 = ridge(Xk.reshape(-1, Xk.shape[-1]), S.reshape(-1))  # constant-query start
+        r, b = ridge(Xk.reshape(-1, D), S.reshape(-1), E4)  # constant-query start
+        u = torch.zeros(G, D, dtype=S.dtype)
         for _ in range(iters):
-            a = Xk @ r  # [n, 4]
-            u, b0 = ridge((XQ[:, None, :] * a[..., None]).reshape(-1, XQ.shape[-1]), S.reshape(-1))
-            b = XQ @ u  # [n]
-            r, b0 = ridge((b[:, None, None] * Xk).reshape(-1, Xk.shape[-1]), S.reshape(-1))
-        sign = torch.sign((XQ @ u).mean())
-        return u * sign, r * sign, b0, mean_k
+            a = Xk @ r  # [m, 4]
+            for g in range(G):
+                sel = group == g
+                design = (XQ[sel][:, None, :] * a[sel][..., None]).reshape(-1, D)
+                u[g], b[g : g + 1] = ridge(
+                    design, S[sel].reshape(-1), torch.ones(len(design), 1, dtype=S.dtype)
+                )
+            qa = (XQ * u[group]).sum(1)  # [m]
+            r, b = ridge((qa[:, None, None] * Xk).reshape(-1, D), S.reshape(-1), E4)
+        sign = torch.sign((XQ * u[group]).sum(1).mean())
+        return u * sign, r * sign, b, mean_k
 
-    def routing(self) -> None:
-        m, it = self.out.metrics, self.items
-        S, XQ, XK = self.logits_and_features()
+    def rank1_cv(self, S, XQ, XK, group) -> float:
+        """k-fold CV normalised error of the rank-one fit, folds by item (every row of an item together)."""
         n = len(self.C)
-        item_of = torch.arange(2 * n) % n  # both runs of an item together
+        item_of = torch.arange(len(S)) % n
         folds = min(self.cfg.folds, n)
         fold = torch.randperm(n, generator=self.gen)[item_of] % folds
         err_num, err_den = 0.0, 0.0
         for f in range(folds):
             tr, te = fold != f, fold == f
-            u, r, b0, mk = self.fit_rank1(S[tr], XQ[tr], XK[tr])
-            pred = b0 + (XQ[te] @ u)[:, None] * ((XK[te] - mk) @ r)
+            u, r, b, mk = self.fit_rank1(S[tr], XQ[tr], XK[tr], group[tr])
+            pred = b[group[te], None] + (XQ[te] * u[group[te]]).sum(1)[:, None] * ((XK[te] - mk) @ r)
             err_num += float(((S[te] - pred) ** 2).sum())
             err_den += float(((S[te] - S[te].mean()) ** 2).sum())
-        m["rank1_cv_error"] = err_num / err_den
-        u, r, b0, mk = self.fit_rank1(S, XQ, XK)
+        return err_num / err_den
+
+    def routing(self) -> None:
+        m, it, H = self.out.metrics, self.items, self.d[1]
+        S, XQ, XK, group = self.logits_and_features([H])
+        m["rank1_cv_error"] = self.rank1_cv(S, XQ, XK, group)
+        u, r, b, mk = self.fit_rank1(S, XQ, XK, group)
+        shared = [k for k in range(self.h.n_heads) if self.h.kv_group(k) == self.h.kv_group(H)]
+        if len(shared) > 1:  # GQA: one r for every query head of d's KV group (Gemma-3-270M: the layer)
+            fit = self.logits_and_features(shared)
+            m["rank1_cv_error_kv_group"] = self.rank1_cv(*fit)
+            r_group = self.fit_rank1(*fit)[1]
+            m["r_kv_group_cosine"] = float(torch.nn.functional.cosine_similarity(r_group, r, dim=0).abs())
+        else:
+            m["rank1_cv_error_kv_group"], m["r_kv_group_cosine"] = m["rank1_cv_error"], 1.0
         self.r_hat = (r / r.norm()).float()
         proj = ((XK - mk) @ r / r.norm()).float()
         self.sigma = float(proj.std())
@@ -669,7 +720,8 @@ class Analysis:
         m["upstream_ablation_block"] = float((joint_choice != it.target[F]).float().mean())
         layers = sorted({x[0] for x in chosen})
         pats = self.capture("pers", F, ("pattern",), layers)["pattern"]
-        tpos = it.option_pos[F].gather(1, it.target[F, None])[:, 0]
+        values = it.option_pos if it.value_pos is None else it.value_pos  # from the target's value token
+        tpos = values[F].gather(1, it.target[F, None])[:, 0]
         masses = [
             (pats[layer][torch.arange(len(F)), k, tpos] * it.mentions[F].float()).sum(1).mean()
             for layer, k in chosen
