@@ -159,6 +159,16 @@ def test_cache_survives_an_interrupted_run(tmp_path):
     assert first.calls == 5 and second.calls == len(queries) - 5 and out.shape == (len(queries), 4)
 
 
+def test_cache_keeps_environments_apart(tmp_path):
+    """FrozenLake and CartPole share state indices (4, 13, 14); one cache must not mix their judgments."""
+    cartpole = CartPole()
+    shared = sorted(set(ENV.states) & set(cartpole.states))
+    queries = [Query(s, ()) for s in shared]
+    for env in (ENV, cartpole):
+        cached = CachedJudge(NoisyRuleJudge(env, sigma_r=0.1, seed=0), JudgeCache(tmp_path / "j.sqlite"))
+        assert shared and cached.probs(queries).shape == (len(shared), len(env.actions))
+
+
 def test_llm_judges_need_a_language_model():
     with pytest.raises(ValueError, match="needs a language model"):
         ExplainerTask(replicas=1).judge("smollm2", 0, model=None)

@@ -14,7 +14,7 @@ The paper uses K = 3 proxy LLMs of different families; each family here is a sep
 
 The held-out evaluator (:class:`~experiments.explainer.readers.SkepticalReader`) is not a judge
 here: it can never be chosen as a training proxy. ``CachedJudge`` memoises any judge on disk by
-(judge key, state, prefix, draw) in SQLite, committed per batch, so an interrupted run keeps every
+(judge key, rendered state, prefix, draw) in SQLite, committed per batch, so an interrupted run keeps every
 judgment it paid for.
 """
 
@@ -121,8 +121,9 @@ class JudgeCache:
         self.db.execute("CREATE TABLE IF NOT EXISTS judgments (key TEXT PRIMARY KEY, probs TEXT)")
 
     @staticmethod
-    def key(judge: str, q: Query) -> str:
-        return hashlib.sha256(json.dumps([judge, q.state, q.words, q.draw]).encode()).hexdigest()
+    def key(judge: str, context: str, q: Query) -> str:
+        # the state's rendered context, not its index: the indices of two environments collide
+        return hashlib.sha256(json.dumps([judge, context, q.words, q.draw]).encode()).hexdigest()
 
     def get(self, keys: list[str]) -> dict[str, list[float]]:
         found = {}
@@ -149,7 +150,7 @@ class CachedJudge(Judge):
         self.judge, self.cache, self.key = judge, cache, judge.key
 
     def probs(self, queries: list[Query]) -> np.ndarray:
-        keys = [self.cache.key(self.key, q) for q in queries]
+        keys = [self.cache.key(self.key, self.env.context(q.state), q) for q in queries]
         found = self.cache.get(list(set(keys)))
         missing = list({k: q for k, q in zip(keys, queries) if k not in found}.items())
         if missing:
