@@ -58,7 +58,8 @@ def test_a_preset_without_records_keeps_its_earlier_section(tmp_path):
     for _ in range(2):  # carried over once, unchanged by a second pass
         report.main(args)
         text = (tmp_path / "reproduction.md").read_text()
-        assert text.count(report.CARRIED) == 1 and "| [gittins](#gittins) | 1 | 1/2 | 22 |" in text
+        assert text.count(report.CARRIED) == 1 and text.count('<a id="gittins_exact"></a>') == 1
+        assert "| [gittins](#gittins) | 1 | 1/2 | 22 |" in text
         assert "| `b` | s | – | 0 ± 0 | `m` >= 1 | **FAIL** 0/3 |" in text
 
 

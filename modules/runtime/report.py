@@ -190,6 +190,11 @@ def claim_rows(jobs: list[Job]) -> list[str]:
     return rows
 
 
+def anchor(preset: str) -> str:
+    """A link target that outlives the heading's seeds and wall time: ``reproduction.md#<preset>``."""
+    return f'<a id="{preset}"></a>'
+
+
 CARRIED = "Carried over from an earlier report: no record of these runs is in `reports/runs/`."
 
 
@@ -220,9 +225,11 @@ def write_report(groups: dict[str, list[Job]], out: Path) -> None:
         ]
         for preset in names:
             if preset in carried:
-                section = carried[preset]
-                if CARRIED not in section:
-                    section = [section[0], "", CARRIED, *section[1:]]
+                heading, *rest = carried[preset]
+                rest = [line for line in rest if line not in (anchor(preset), CARRIED)]
+                while rest and not rest[0]:
+                    rest.pop(0)
+                section = [heading, "", anchor(preset), CARRIED, "", *rest]
                 rows = [line for line in section if line.startswith("| `")]
                 n_claims += len(rows)
                 n_pass += sum("**PASS**" in r for r in rows)
@@ -235,6 +242,7 @@ def write_report(groups: dict[str, list[Job]], out: Path) -> None:
             body += [
                 f"### `{preset}` (seeds {seeds}; {wall_time(jobs)})",
                 "",
+                anchor(preset),
                 f"`python launch.py experiment={preset}`",
                 "",
             ]
