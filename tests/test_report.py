@@ -20,7 +20,7 @@ def test_report_runs_a_preset_on_its_seeds_reuses_runs_and_shows_verdicts(tmp_pa
     report.main(args)
     text = (tmp_path / "out" / "reproduction.md").read_text()
     assert "## contracts" in text and "### `contracts_meta_spe` (seeds 0, 1, 2;" in text
-    assert "| `meta_equals_spe` |" in text and "±" in text and "/3 |" in text
+    assert "| `meta_equals_spe` |" in text and "±" in text and "/3 |" in text and ", 2: " in text  # per seed
     metrics = tmp_path / "runs" / "contracts_meta_spe" / "seed_1" / "metrics.json"
     first = metrics.stat().st_mtime_ns
     report.main(args)  # a rerun reuses finished runs

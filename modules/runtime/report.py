@@ -176,7 +176,8 @@ def claim_rows(jobs: list[Job]) -> list[str]:
         value = (
             fmt(values[0])
             if len(values) == 1
-            else f"{fmt(np.nanmean(values))} ± {fmt(np.nanstd(values, ddof=1))}"
+            else f"{fmt(np.nanmean(values))} ± {fmt(np.nanstd(values, ddof=1))} "
+            f"({', '.join(f'{j.seed}: {fmt(v)}' for j, v in zip(done, values, strict=True))})"
         )
         thresholds = {fmt(c["threshold"]) for c in per_seed}
         passed = sum(c["passed"] for c in per_seed)
@@ -259,7 +260,7 @@ def write_report(groups: dict[str, list[Job]], out: Path) -> None:
             rows = claim_rows(jobs)
             if rows:
                 body += [
-                    "| claim | statement | paper | ours (mean ± std) | criterion | verdict |",
+                    "| claim | statement | paper | ours (mean ± std; per seed) | criterion | verdict |",
                     "|---|---|---|---|---|---|",
                     *rows,
                     "",
